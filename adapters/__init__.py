@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from .base import DIRECTIONS, DTYPES, FEATURES, Adapter, Capabilities, Case, Output, Unsupported
+from .base import DIRECTIONS, DTYPES, FEATURES, Adapter, BrokenContract, Capabilities, Case, Output, Unsupported
 
 #: Registered backends: name -> "module:attribute".  Module names never shadow the framework.
 BACKENDS: dict[str, str] = {
@@ -19,7 +19,6 @@ BACKENDS: dict[str, str] = {
     "tf-block": "adapters.tf_block_adapter:BlockLSTMAdapter",
     "tf-block-v2": "adapters.tf_block_adapter:BlockLSTMV2Adapter",
     "tf-lstmcell": "adapters.tf_lstmcell_adapter:TFLSTMCellAdapter",
-    "keras3": "adapters.keras3_adapter:keras3_adapter",
     "keras3-tf": "adapters.keras3_adapter:Keras3TFAdapter",
     "keras3-jax": "adapters.keras3_adapter:Keras3JaxAdapter",
     "keras3-torch": "adapters.keras3_adapter:Keras3TorchAdapter",
@@ -35,12 +34,19 @@ BACKENDS: dict[str, str] = {
 }
 
 
+#: Other names for registered backends (not tox envs of their own).
+ALIASES: dict[str, str] = {
+    # The Keras 3 adapter of the backend this process runs (KERAS_BACKEND).
+    "keras3": "adapters.keras3_adapter:keras3_adapter",
+}
+
+
 def load_adapter(name: str) -> Adapter:
-    """An adapter instance for a registered backend name or a ``module:attribute`` path."""
-    target = BACKENDS.get(name, name)
+    """An adapter instance for a registered backend name, an alias, or a ``module:attribute`` path."""
+    target = BACKENDS.get(name) or ALIASES.get(name, name)
     if ":" not in target:
         raise ValueError(
-            f"backend: expected one of {sorted(BACKENDS)} or 'module:attribute', got {name!r}"
+            f"backend: expected one of {sorted(BACKENDS) + sorted(ALIASES)} or 'module:attribute', got {name!r}"
         )
     module_name, _, attribute = target.partition(":")
     try:
@@ -58,5 +64,5 @@ def load_adapter(name: str) -> Adapter:
     return adapter
 
 
-__all__ = ["BACKENDS", "DIRECTIONS", "DTYPES", "FEATURES", "Adapter", "Capabilities", "Case",
-           "Output", "Unsupported", "load_adapter"]
+__all__ = ["ALIASES", "BACKENDS", "DIRECTIONS", "DTYPES", "FEATURES", "Adapter", "BrokenContract", "Capabilities",
+           "Case", "Output", "Unsupported", "load_adapter"]

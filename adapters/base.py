@@ -32,6 +32,7 @@ FEATURES = {
     "projection": "output projection (num_proj / proj_size)",
     "proj_clip": "clip of the projected output",
     "lengths": "per-sequence lengths, with Capabilities.length_semantics",
+    "empty_sequences": "a sequence of length 0 in a batch with lengths",
     "reverse": "the reverse direction, outputs in Capabilities.reverse_time_order",
     "bidirectional": "a bidirectional layer (outputs concatenated fw | bw, aligned)",
     "layers": "stacked layers (up to Capabilities.max_layers)",
@@ -43,7 +44,15 @@ FEATURES = {
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What an adapter can express.  A property needing anything missing is *unsupported*."""
+    """What an adapter can express.  A property needing anything missing is *unsupported*, and
+    the harness never calls an adapter with a case it cannot express
+    (``conformance.harness.requirements``): an adapter does not check these again.
+
+    The first dtype, recurrent activation and activation listed are the ones the properties
+    draw unless they say otherwise (float32, sigmoid and tanh for every framework adapter).
+    ``why_not`` says why the framework lacks something (by feature, dtype or activation name),
+    for the unsupported messages.
+    """
 
     dtypes: tuple[str, ...] = ("float32",)
     recurrent_activations: tuple[str, ...] = ("sigmoid",)
@@ -56,6 +65,7 @@ class Capabilities:
     reverse_time_order: str = "aligned"  # "aligned" or "processed" (see reference.lstm_forward)
     max_layers: int = 1
     gradient_dtypes: tuple[str, ...] = ("float32", "float64")
+    why_not: dict[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
         unknown = set(self.features) - set(FEATURES)
@@ -153,6 +163,12 @@ class Unsupported(Exception):
     """Raised by an adapter for a case its framework cannot express (reported, never a pass)."""
 
 
+class BrokenContract(AssertionError):
+    """What the framework (or a user's callable) gave back breaks the adapter contract: it raised,
+    or returned the wrong number, shapes or types of results.  A failure of the example, reported
+    with its counterexample like any other."""
+
+
 class Adapter:
     """Base class of the adapters.  Subclasses set the class attributes and implement ``run``.
 
@@ -224,6 +240,29 @@ class Adapter:
         "recurrent_kernel", and "bias", "recurrent_bias", "peephole", "projection" for the
         params that are set), converted back to the reference packing."""
         raise Unsupported(f"{self.name}: gradients are not implemented")
+
+    def identity(self) -> str:
+        """What was tested, for a failure report: framework, version and API."""
+        return f"{self.framework} {self.version()}, {self.api}"
+
+    def report_inputs(self, case: Case) -> tuple[str, dict[str, np.ndarray]]:
+        """The inputs of ``case`` as a failure report shows them: (what they are, arrays by
+        name).  Default: the reference packing; an adapter whose packing the user knows better
+        (a user's callable) shows its own."""
+        arrays = {"x": case.x}
+        for k, (h, c) in enumerate(case.initial_state or []):
+            arrays[f"h0[{k}]"], arrays[f"c0[{k}]"] = h, c
+        single = len(case.layers) == 1 and case.num_directions == 1
+        for k, dirs in enumerate(case.layers):
+            for d, params in enumerate(dirs):
+                for name, value in params.arrays().items():
+                    arrays[name if single else f"layer{k}.dir{d}.{name}"] = value
+        return f"reference packing, gate order {case.spec.gate_order}", arrays
+
+    def rerun_command(self, property_name: str) -> str:
+        """How to rerun a failing property (a failure report ends with it)."""
+        return (f"pytest conformance/suite --backend {self.name} -k {property_name} (the falsifying "
+                f"example and its seed are printed below by Hypothesis)")
 
     def close(self) -> None:
         """Release processes or sessions (out-of-process workers)."""

@@ -5,8 +5,8 @@ Convention (cntk/layers/blocks.py, ``_RecurrentBlock``, CNTK 2.7):
 
 * Parameters ``W`` (D, 4H), ``H`` (P, 4H), ``b`` (4H): row vectors, ``proj4 = b + x @ W + h @ H``,
   sliced along the last axis as i (``it_proj``), g (``bit_proj``), f (``ft_proj``), o (``ot_proj``):
-  gate order igfo, preset "cntk".  One bias, no forget bias: a run-time forget bias and a second
-  bias are *folded* into ``b`` by this adapter (reference.layout.fold_biases / fold_forget_bias).
+  gate order igfo, preset "cntk" (the "cntk" entry of ``adapters.packings``).  One bias, no forget
+  bias: a run-time forget bias and a second bias are *folded* into ``b`` by this adapter.
 * Peepholes ``Ci``, ``Cf``, ``Co`` (H each), elementwise: i and f see c_{t-1}, o sees c_t
   (``peep(ot_proj, Sct(ct), Co)``): the reference's peephole rows i, f, o.
 * Projection: ``LSTM(shape=P, cell_shape=H)`` adds ``P`` (H, P), h_t = (o * act(c_t)) @ P, and
@@ -38,14 +38,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import LSTMParams, LSTMSpec
-from reference.layout import fold_forget_bias, permute_params
-
 from .base import Adapter, Capabilities, Case, Output
-from .worker_adapter import WorkerAdapter, one_bias, peepholes_by_name
-
-#: CNTK's peephole Parameters by reference peephole row (i, f, o).
-PEEPHOLE_NAMES = {"i": "Ci", "f": "Cf", "o": "Co"}
+from .packings import PACKINGS
+from .worker_adapter import WorkerAdapter
 
 
 class CNTKAdapter(WorkerAdapter):
@@ -56,6 +51,7 @@ class CNTKAdapter(WorkerAdapter):
     bias_convention = "one bias b; a forget bias and a second bias are folded into it by the adapter"
     weight_orientation = "W (D, 4H), H (H or P, 4H), b (4H,), Ci/Cf/Co (H,), P (H, P)"
     worker_env = "cntk"
+    packing = PACKINGS["cntk"]
     capabilities = Capabilities(
         dtypes=("float32", "float64"),  # float16: not on the CPU (see the worker)
         recurrent_activations=("sigmoid",),
@@ -66,17 +62,12 @@ class CNTKAdapter(WorkerAdapter):
         length_semantics="zeros",
         reverse_time_order="aligned",
         max_layers=3,
+        why_not={"empty_sequences": "a CNTK sequence cannot have length 0",
+                 "float16": "no float16 LSTM on the CPU", "bfloat16": "no bfloat16 in CNTK",
+                 **{a: "the gates always use the sigmoid" for a in ("hard_sigmoid", "hard_sigmoid_keras2")},
+                 "cell_clip": "layers.LSTM has no cell clip", "gate_clip": "layers.LSTM has no gate clip",
+                 "proj_clip": "layers.LSTM's projection has no clip"},
     )
-
-    def native_arrays(self, params: LSTMParams, spec: LSTMSpec) -> dict[str, np.ndarray]:
-        p = permute_params(params, spec.gate_order, self.native_gate_order)
-        out = {"W": p.kernel, "H": p.recurrent_kernel,
-               "b": fold_forget_bias(one_bias(p), spec.forget_bias, self.native_gate_order)}
-        if p.peephole is not None:
-            out.update(peepholes_by_name(p.peephole, PEEPHOLE_NAMES))
-        if p.projection is not None:
-            out["P"] = p.projection
-        return out
 
     def case_meta(self, case: Case) -> dict:
         meta = super().case_meta(case)
@@ -88,13 +79,7 @@ class CNTKAdapter(WorkerAdapter):
     def run_steps(self, case: Case) -> Output:
         if len(case.layers) != 1 or case.direction != "forward" or case.lengths is not None:
             return Adapter.run_steps(self, case)
-        self.check_dtype(case)
         if case.initial_state is None:
             case = case.replace(initial_state=self.zero_state(case))
         out = self.call(dict(self.case_meta(case), op="steps"), self.case_arrays(case))
         return self.to_output(case, out)
-
-    def weight_gradients(self, case: Case, out: dict) -> tuple:
-        peepholes = ({g: out["param." + name] for g, name in PEEPHOLE_NAMES.items()}
-                     if case.params.peephole is not None else None)
-        return out["param.W"], out["param.H"], out["param.b"], peepholes, out.get("param.P")

@@ -8,8 +8,8 @@ Convention (flax/linen/recurrent.py and flax/nnx/nn/recurrent.py, flax 0.12):
   has a kernel (D, H) and no bias; the recurrent side ``hi``, ``hf``, ``hg``, ``ho`` has a kernel
   (H, H) *and* the gate's bias (H,).  nnx names the forget input layer ``if_`` (``if`` is a Python
   keyword).  Kernels are row-vector (x @ kernel), like the reference, so no transposes.  The
-  reference's 4H blocks are split per gate letter with ``reference.layout.split_gates`` and joined
-  back with ``join_gates`` (gradients); the adapter never slices gate blocks itself.
+  names are the "flax" and "flax_nnx" entries of ``adapters.packings`` (which splits the
+  reference's 4H blocks per gate letter); the adapter never slices gate blocks itself.
 * ``OptimizedLSTMCell`` keeps exactly the same parameter tree (``DenseParams`` named ``ii`` ...
   ``ho``); it only concatenates the four kernels at call time and runs one matmul per side.
 * the carry is ``(c, h)`` -- cell state first, the reverse of the reference's ``(h, c)``.
@@ -20,8 +20,8 @@ Convention (flax/linen/recurrent.py and flax/nnx/nn/recurrent.py, flax 0.12):
 What the adapter does on top of Flax, and nothing else:
 
 * a run-time forget bias (TF LSTMCell's ``forget_bias``) and a second bias (PyTorch ``b_hh``)
-  are *folded* into the one bias of the recurrent Dense layers (``fold_forget_bias``,
-  ``fold_biases``): Flax has neither;
+  are *folded* into the one bias of the recurrent Dense layers
+  (``reference.layout.arrange_biases``): Flax has neither;
 * per-sequence lengths go to ``RNN(seq_lengths=...)``, which returns the carry of each
   sequence's last valid step and reverses each sequence within its own length, but does NOT zero
   the outputs at padded steps (its docstring says so: the cell simply runs on over the padding).
@@ -61,10 +61,10 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import linen, nnx  # noqa: E402
 
-from reference.layout import fold_biases, fold_forget_bias, join_gates, split_gates  # noqa: E402
 from reference.spec import LSTMParams, LSTMSpec  # noqa: E402
 
 from .base import Adapter, Capabilities, Case, Output, Unsupported  # noqa: E402
+from .packings import PACKINGS, flax_layer_names  # noqa: E402
 
 
 def _persistent_compilation_cache() -> None:
@@ -89,8 +89,8 @@ _JNP_DTYPES = {"float32": jnp.float32, "float64": jnp.float64, "float16": jnp.fl
 _GATE_FNS = {"sigmoid": linen.sigmoid, "hard_sigmoid": jax.nn.hard_sigmoid}
 _ACTIVATION_FNS = {"tanh": linen.tanh, "relu": linen.relu, "linear": jax.nn.identity}
 
-_FEATURES = frozenset({"initial_state", "forget_bias", "recurrent_bias", "lengths", "reverse",
-                       "bidirectional", "layers", "step", "gradients"})
+_FEATURES = frozenset({"initial_state", "forget_bias", "recurrent_bias", "lengths", "empty_sequences",
+                       "reverse", "bidirectional", "layers", "step", "gradients"})
 
 
 def _bucket(n: int, minimum: int) -> int:
@@ -171,10 +171,13 @@ class _FlaxAdapter(Adapter):
         length_semantics="zeros",
         reverse_time_order="aligned",
         max_layers=3,
+        why_not={**{f: "Flax's LSTM cells have none" for f in ("peepholes", "cell_clip", "gate_clip",
+                                                              "projection", "proj_clip")},
+                 "hard_sigmoid_keras2": "no gate_fn for Keras 2's 0.2 x + 0.5 in Flax / jax.nn"},
     )
-    #: Names of the per-gate Dense layers (input side, recurrent side) by gate letter.
-    input_layers = {"i": "ii", "f": "if", "g": "ig", "o": "io"}
-    recurrent_layers = {"i": "hi", "f": "hf", "g": "hg", "o": "ho"}
+    packing = PACKINGS["flax"]
+    #: Names of the per-gate Dense layers on the input side by gate letter.
+    input_layers = flax_layer_names("f")[0]
 
     def __init__(self, *, pad_shapes: bool = True):
         if not isinstance(pad_shapes, bool):
@@ -208,19 +211,6 @@ class _FlaxAdapter(Adapter):
 
     def _config(self, case: Case, *, steps: int | None = None) -> _Config:
         spec = case.spec
-        if spec.use_peepholes or spec.cell_clip is not None or spec.gate_clip is not None or spec.proj_size:
-            raise Unsupported(f"{self.name}: Flax's LSTM cells have no peepholes, cell_clip, gate_clip "
-                              f"or projection (spec {spec.to_dict()})")
-        if spec.recurrent_activation not in _GATE_FNS:
-            raise Unsupported(f"{self.name}: no gate_fn for recurrent_activation "
-                              f"{spec.recurrent_activation!r} in Flax / jax.nn")
-        if spec.activation not in _ACTIVATION_FNS:
-            raise Unsupported(f"{self.name}: no activation_fn for activation {spec.activation!r}")
-        if case.dtype not in _JNP_DTYPES:
-            raise ValueError(f"case.dtype: expected one of {sorted(_JNP_DTYPES)}, got {case.dtype!r}")
-        if len(case.layers) > self.capabilities.max_layers:
-            raise Unsupported(f"{self.name}: {len(case.layers)} layers (max_layers is "
-                              f"{self.capabilities.max_layers})")
         batch, d, h = case.batch, case.params.input_size, case.params.hidden_size
         t = case.steps if steps is None else steps
         if self.pad_shapes:
@@ -234,21 +224,15 @@ class _FlaxAdapter(Adapter):
                      segments: list[tuple[int, int]]) -> dict:
         """One cell's Flax parameter tree from reference params, zero-padded to ``cfg``."""
         dtype = _JNP_DTYPES[cfg.dtype]
-        hidden = params.hidden_size
-        bias = fold_biases(params.bias, params.recurrent_bias)
-        if bias is None:
-            bias = np.zeros(4 * hidden)
-        if spec.forget_bias:
-            bias = fold_forget_bias(bias, spec.forget_bias, spec.gate_order)
-        kernel = split_gates(params.kernel, spec.gate_order)
-        recurrent = split_gates(params.recurrent_kernel, spec.gate_order)
-        biases = split_gates(bias, spec.gate_order)
-        tree = {}
-        for gate, name in self.input_layers.items():
-            tree[name] = {"kernel": _pad_rows(kernel[gate], segments, cfg.hidden, dtype)}
-        for gate, name in self.recurrent_layers.items():
-            tree[name] = {"kernel": _pad(recurrent[gate], (cfg.hidden, cfg.hidden), dtype),
-                          "bias": _pad(biases[gate], (cfg.hidden,), dtype)}
+        inputs = set(self.input_layers.values())
+        tree: dict = {}
+        for name, value in self.packing.to_native(params, spec.gate_order, forget_bias=spec.forget_bias).items():
+            layer, field = name.split("/")
+            if layer in inputs:
+                padded = _pad_rows(value, segments, cfg.hidden, dtype)
+            else:
+                padded = _pad(value, (cfg.hidden,) * value.ndim, dtype)
+            tree.setdefault(layer, {})[field] = padded
         return tree
 
     def _native_params(self, case: Case, cfg: _Config) -> dict:
@@ -355,7 +339,7 @@ class _FlaxAdapter(Adapter):
 
     def gradients(self, case: Case, dy, dh, dc) -> dict:
         """``jax.grad`` of sum(y*dy) + sum(h_T*dh) + sum(c_T*dc), a pure function of the Flax
-        parameter tree, x and the carry; converted back with ``join_gates``.  The folded bias
+        parameter tree, x and the carry; converted back with the packing's ``gradients``.  The folded bias
         gets one gradient, reported for ``bias`` and ``recurrent_bias`` alike."""
         if len(case.layers) != 1 or case.direction != "forward":
             raise Unsupported(f"{self.name}: gradients are implemented for one forward layer")
@@ -382,26 +366,19 @@ class _FlaxAdapter(Adapter):
         cell = d_params
         for key in self._layer_path(0, 0, cfg):
             cell = cell[key]
-
-        def gates(names, field, rows=None):
-            blocks = {}
-            for gate, name in names.items():
-                a = np.asarray(cell[name][field], dtype=np.float64)
-                blocks[gate] = a[:h] if rows is None else a[:rows, :h]
-            return join_gates(blocks, case.spec.gate_order)
-
+        inputs = set(self.input_layers.values())
+        native = {}  # the gradients of the packing's arrays, padding removed
+        for layer, fields in cell.items():
+            for field, grad in fields.items():
+                grad = np.asarray(grad, dtype=np.float64)
+                native[f"{layer}/{field}"] = (grad[:d, :h] if layer in inputs else
+                                              grad[:h, :h] if field == "kernel" else grad[:h])
         out = {
             "x": np.asarray(d_x, dtype=np.float64)[:b, :case.steps, :d],
             "h0": np.asarray(d_h0, dtype=np.float64)[:b, :h],
             "c0": np.asarray(d_c0, dtype=np.float64)[:b, :h],
-            "kernel": gates(self.input_layers, "kernel", d),
-            "recurrent_kernel": gates(self.recurrent_layers, "kernel", h),
         }
-        d_bias = gates(self.recurrent_layers, "bias")
-        if case.params.bias is not None:
-            out["bias"] = d_bias
-        if case.params.recurrent_bias is not None:
-            out["recurrent_bias"] = d_bias.copy()
+        out.update(self.packing.gradients(native, case.params, case.spec.gate_order))
         return out
 
 
@@ -552,7 +529,8 @@ class NnxLSTMCellAdapter(_FlaxAdapter):
     name = "flax-nnx"
     api = ("flax.nnx.RNN(flax.nnx.LSTMCell, seq_lengths=..., return_carry=True, "
            "reverse/keep_order=True), flax.nnx.Bidirectional, nnx.LSTMCell per step, jax.grad")
-    input_layers = {"i": "ii", "f": "if_", "g": "ig", "o": "io"}
+    packing = PACKINGS["flax_nnx"]
+    input_layers = flax_layer_names("f_")[0]
 
     def _layer_path(self, k, d, cfg):
         if cfg.direction == "bidirectional":

@@ -4,12 +4,13 @@ torch backends (one adapter per backend: "keras3-tf", "keras3-jax", "keras3-torc
 Convention modelled (keras/src/layers/rnn/lstm.py, Keras 3.15):
 
 * ``LSTMCell`` holds ``kernel`` (D, 4H), ``recurrent_kernel`` (H, 4H) and one ``bias`` (4H,), gate
-  blocks i, f, c, o (preset "keras3" = "ifgo"); ``z = x @ kernel + h @ recurrent_kernel + bias``.
+  blocks i, f, c, o (preset "keras3" = "ifgo"); ``z = x @ kernel + h @ recurrent_kernel + bias``
+  (the "keras" entry of ``adapters.packings``).
 * ``unit_forget_bias=True`` (the default) only *initialises* the forget block of the bias to 1;
   nothing is added at run time.  A reference run-time ``forget_bias`` is therefore folded into the
-  bias by this adapter (``reference.layout.fold_forget_bias``), and a second bias
-  (``recurrent_bias``) is summed into the one bias (``reference.layout.fold_biases``): this is what
-  a user porting TF LSTMCell or PyTorch weights to Keras has to do.
+  bias by this adapter, and a second bias (``recurrent_bias``) is summed into the one bias
+  (``reference.layout.arrange_biases``): this is what a user porting TF LSTMCell or PyTorch
+  weights to Keras has to do.
 * ``recurrent_activation="hard_sigmoid"`` is ``keras.ops.hard_sigmoid`` = relu6(x + 3) / 6 =
   clip(x / 6 + 1/2, 0, 1) on every backend (keras/src/backend/*/nn.py): reference name
   "hard_sigmoid" (not Keras 2's 0.2 x + 0.5, which Keras 3 has no built-in for).
@@ -47,20 +48,17 @@ from dataclasses import replace
 
 import numpy as np
 
-from reference.gates import permute_gates
-from reference.layout import fold_biases, fold_forget_bias, permute_params
-
 from .base import FEATURES, Adapter, Capabilities, Case, Output, Unsupported
+from .packings import PACKINGS
 
-#: The native gate order (a reference.gates preset name).
-NATIVE_ORDER = "keras3"
+PACKING = PACKINGS["keras"]
 
 #: Adapter name -> the value ``keras.backend.backend()`` must have.
 KERAS_BACKENDS = {"keras3-tf": "tensorflow", "keras3-jax": "jax", "keras3-torch": "torch"}
 
 _HALF = ("float16", "bfloat16")
-_FEATURES = frozenset({"initial_state", "forget_bias", "recurrent_bias", "lengths", "reverse",
-                       "bidirectional", "layers", "step", "stateful", "gradients"})
+_FEATURES = frozenset({"initial_state", "forget_bias", "recurrent_bias", "lengths", "empty_sequences",
+                       "reverse", "bidirectional", "layers", "step", "stateful", "gradients"})
 assert _FEATURES <= set(FEATURES)
 
 
@@ -75,20 +73,21 @@ def _capabilities(dtypes: tuple[str, ...]) -> Capabilities:
         reverse_time_order="processed",
         max_layers=3,
         gradient_dtypes=("float32", "float64"),
+        why_not={**{f: "keras.layers.LSTM has none" for f in ("peepholes", "cell_clip", "gate_clip",
+                                                               "projection", "proj_clip")},
+                 "hard_sigmoid_keras2": "Keras 3's hard_sigmoid is x/6 + 1/2; it has no built-in for "
+                                        "Keras 2's 0.2 x + 0.5",
+                 "length_semantics zeros": "keras.layers.LSTM repeats the previous output at a masked "
+                                           "step (zero_output_for_mask=False)",
+                 "length_semantics repeat": "keras.layers.Bidirectional forces zero_output_for_mask=True "
+                                            "on both of its layers"},
     )
 
 
-def native_weights(params, spec) -> dict[str, np.ndarray | None]:
-    """Reference params -> Keras LSTMCell variables {"kernel", "recurrent_kernel", "bias"}
-    (bias None means ``use_bias=False``); the forget bias and a second bias are folded in."""
-    p = permute_params(params, spec.gate_order, NATIVE_ORDER)
-    bias = fold_biases(p.bias, p.recurrent_bias)
-    if spec.forget_bias:
-        if bias is None:
-            bias = np.zeros(np.shape(p.kernel)[1])
-        bias = fold_forget_bias(bias, spec.forget_bias, NATIVE_ORDER)
-    return {"kernel": np.asarray(p.kernel), "recurrent_kernel": np.asarray(p.recurrent_kernel),
-            "bias": None if bias is None else np.asarray(bias)}
+def native_weights(params, spec) -> dict[str, np.ndarray]:
+    """Reference params -> Keras LSTMCell variables {"kernel", "recurrent_kernel", "bias"} (no
+    "bias" means ``use_bias=False``); the forget bias and a second bias are folded in."""
+    return PACKING.to_native(params, spec.gate_order, forget_bias=spec.forget_bias)
 
 
 def _no_init() -> dict:
@@ -130,7 +129,7 @@ class Keras3Adapter(Adapter):
     framework = "keras"
     keras_backend = "?"
     api = "keras.layers.LSTM / Bidirectional / LSTMCell"
-    native_gate_order = NATIVE_ORDER
+    native_gate_order = "keras3"
     bias_convention = ("one bias; a run-time forget bias and a second bias are folded into it "
                        "(unit_forget_bias is only an initializer)")
     weight_orientation = "kernel (D, 4H), recurrent_kernel (H, 4H), bias (4H,)"
@@ -193,29 +192,6 @@ class Keras3Adapter(Adapter):
         return out
 
     # ------------------------------------------------------------------ helpers
-
-    def _check(self, case: Case) -> None:
-        spec, caps = case.spec, self.capabilities
-        for option, value in (("use_peepholes", spec.use_peepholes), ("cell_clip", spec.cell_clip),
-                              ("gate_clip", spec.gate_clip), ("proj_size", spec.proj_size)):
-            if value:
-                raise Unsupported(f"{self.name}: keras.layers.LSTM has no {option}")
-        if spec.recurrent_activation not in caps.recurrent_activations:
-            raise Unsupported(f"{self.name}: recurrent_activation {spec.recurrent_activation!r}")
-        if spec.activation not in caps.activations:
-            raise Unsupported(f"{self.name}: activation {spec.activation!r}")
-        if case.dtype not in caps.dtypes:
-            raise Unsupported(f"{self.name}: dtype {case.dtype!r}")
-        if len(case.layers) > caps.max_layers:
-            raise Unsupported(f"{self.name}: {len(case.layers)} layers")
-        if case.lengths is not None:
-            keras_semantics = caps.length_semantics_for(case.direction)
-            if spec.length_semantics != keras_semantics:
-                where = ("keras.layers.Bidirectional forces zero_output_for_mask=True on both of its "
-                         "layers" if case.direction == "bidirectional" else
-                         "keras.layers.LSTM repeats the previous output (zero_output_for_mask=False)")
-                raise Unsupported(f"{self.name}: masked steps with length_semantics "
-                                  f"{spec.length_semantics!r}: {where}, i.e. {keras_semantics!r}")
 
     def _tensor(self, array, dtype):
         host = "float64" if dtype == "float64" else "float32"
@@ -310,7 +286,6 @@ class Keras3Adapter(Adapter):
         return self.keras.ops.convert_to_tensor(mask, dtype="bool")
 
     def run(self, case: Case) -> Output:
-        self._check(case)
         _, orders, forward = self._sequence_fn(case)
         y, finals = forward(self._weights(case, orders), self._tensor(case.x, case.dtype),
                             self._mask(case), self._states(case))
@@ -351,7 +326,6 @@ class Keras3Adapter(Adapter):
     def run_steps(self, case: Case) -> Output:
         """Greedy decoding with ``keras.layers.LSTMCell``: one call per step, the returned
         [h, c] fed into the next call."""
-        self._check(case)
         if case.direction != "forward" or case.lengths is not None:
             raise Unsupported(f"{self.name}: the LSTMCell step loop runs forward without masks")
         _, orders, step = self._cell_fn(case)
@@ -403,7 +377,6 @@ class Keras3Adapter(Adapter):
         compiled inside a ``keras.StatelessScope`` that maps ``layer.states`` to their current
         values; the final state the layer assigns is then written back to ``layer.states``, as
         Keras' JAX trainer does with its non-trainable variables."""
-        self._check(case)
         if case.direction != "forward" or len(case.layers) != 1 or case.lengths is not None:
             return super().run_stream(case, chunks)
         layer, orders, call = self._stateful_fn(case)
@@ -438,7 +411,6 @@ class Keras3Adapter(Adapter):
         """Gradients through the compiled ``stateless_call`` of the layer (jax.grad,
         tf.GradientTape, torch autograd), permuted back to the reference packing; a folded
         forget bias passes the bias gradient through, a folded second bias receives it too."""
-        self._check(case)
         if len(case.layers) != 1 or case.direction != "forward":
             raise Unsupported(f"{self.name}: gradients are implemented for one forward layer")
         key = self._key(case, "gradients", case.lengths is not None)
@@ -464,16 +436,8 @@ class Keras3Adapter(Adapter):
                 self._mask(case)]
         d_weights, dx, dh0, dc0 = grad(*args)
         native = {name: self._numpy(g) for (_, name), g in zip(order, d_weights)}
-        order_ref = case.spec.gate_order
-        out = {"x": self._numpy(dx), "h0": self._numpy(dh0), "c0": self._numpy(dc0),
-               "kernel": permute_gates(native["kernel"], NATIVE_ORDER, order_ref),
-               "recurrent_kernel": permute_gates(native["recurrent_kernel"], NATIVE_ORDER, order_ref)}
-        if "bias" in native:
-            d_bias = permute_gates(native["bias"], NATIVE_ORDER, order_ref)
-            if case.params.bias is not None:
-                out["bias"] = d_bias
-            if case.params.recurrent_bias is not None:
-                out["recurrent_bias"] = d_bias.copy()
+        out = {"x": self._numpy(dx), "h0": self._numpy(dh0), "c0": self._numpy(dc0)}
+        out.update(PACKING.gradients(native, case.params, case.spec.gate_order))
         return out
 
 

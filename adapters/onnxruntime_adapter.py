@@ -6,7 +6,7 @@ deep_cpu_lstm.cc and uni_directional_lstm.cc): gate order i, o, f, c (letters: i
 W (num_directions, 4H, D), R (num_directions, 4H, H), B (num_directions, 8H) = [Wb, Rb] (two
 biases, added), P (num_directions, 3H) peepholes ordered i, o, f; X time-major (T, B, D) with
 ``layout=0`` (ORT has no ``layout=1`` kernel); Y (T, num_directions, B, H), Y_h / Y_c
-(num_directions, B, H).  Weights are converted with ``reference.layout.to_onnx`` only.
+(num_directions, B, H).  Weights are converted with the "onnx" entry of ``adapters.packings``.
 
 The weights are graph *inputs*, not initializers, so one session per shape signature and
 attribute set serves every drawn example.  The batch and time axes are symbolic.
@@ -22,8 +22,7 @@ attribute set serves every drawn example.  The batch and time axes are symbolic.
   hard_sigmoid) or (0.2, 0.5) (Keras 2's); g = h = Tanh, Relu, or Affine(alpha=1, beta=0) for
   the reference's "linear".  The default (Sigmoid, Tanh, Tanh) is expressed by leaving the
   attribute out.
-* a run-time forget bias is *folded* into Wb with ``reference.layout.fold_forget_bias``: the
-  operator has none (``input_forget`` couples i and f, which the reference does not model);
+* a run-time forget bias is *folded* into Wb (the packing's ``forget_bias``): the operator has none (``input_forget`` couples i and f, which the reference does not model);
   a case without ``recurrent_bias`` passes zeros as Rb.
 * stacked layers are LSTM nodes chained in one graph: the next layer reads the previous Y
   transposed to (T, B, num_directions, H) and reshaped to (T, B, num_directions * H).
@@ -35,14 +34,12 @@ operator does not support double yet"), bfloat16, gradients, a native step or st
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from reference.layout import fold_forget_bias, to_onnx
 from reference.spec import LSTMParams, LSTMSpec
 
-from .base import Adapter, Capabilities, Case, Output, Unsupported
+from .base import Adapter, Capabilities, Case, Output
+from .packings import PACKINGS
 
 #: ONNX opset of the graph (LSTM-22 is the newest LSTM version) and the IR version ORT accepts.
 OPSET = 22
@@ -64,10 +61,7 @@ _NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16}
 
 def _native_params(params: LSTMParams, spec: LSTMSpec) -> dict[str, np.ndarray]:
     """ONNX W, R, B, (P) of one direction with the run-time forget bias folded into Wb."""
-    if spec.forget_bias:
-        bias = params.bias if params.bias is not None else np.zeros(4 * params.hidden_size)
-        params = dataclasses.replace(params, bias=fold_forget_bias(bias, spec.forget_bias, spec.gate_order))
-    return to_onnx(params, spec.gate_order)
+    return PACKINGS["onnx"].to_native(params, spec.gate_order, forget_bias=spec.forget_bias)
 
 
 class OnnxRuntimeAdapter(Adapter):
@@ -84,11 +78,19 @@ class OnnxRuntimeAdapter(Adapter):
         recurrent_activations=tuple(RECURRENT_ACTIVATIONS),
         activations=tuple(ACTIVATIONS),
         features=frozenset({"initial_state", "forget_bias", "recurrent_bias", "peepholes", "gate_clip",
-                            "lengths", "reverse", "bidirectional", "layers"}),
+                            "lengths", "empty_sequences", "reverse", "bidirectional", "layers"}),
         length_semantics="zeros",
         reverse_time_order="aligned",
         max_layers=3,
         gradient_dtypes=(),
+        why_not={"projection": "the ONNX LSTM operator has no projection",
+                 "proj_clip": "the ONNX LSTM operator has no projection",
+                 "cell_clip": "the ONNX LSTM operator has no cell_clip (its clip attribute clips gate "
+                              "pre-activations)",
+                 "float64": "ORT 1.31.1's LSTM kernel: 'LSTM operator does not support double yet'",
+                 "bfloat16": "the CPU LSTM kernel has float32 and float16 only",
+                 "length_semantics repeat": "Y is zero past sequence_lens",
+                 "gradients": "an inference runtime"},
     )
 
     def __init__(self):
@@ -96,26 +98,6 @@ class OnnxRuntimeAdapter(Adapter):
 
         self._ort = onnxruntime
         self._sessions: dict[tuple, object] = {}
-
-    # ------------------------------------------------------------------ checks
-
-    def _check(self, case: Case) -> None:
-        spec = case.spec
-        if case.dtype not in _NUMPY_DTYPES:
-            raise Unsupported(f"{self.name}: dtype {case.dtype!r} (the CPU LSTM kernel has "
-                              f"{list(_NUMPY_DTYPES)})")
-        if spec.proj_size:
-            raise Unsupported(f"{self.name}: the ONNX LSTM operator has no projection")
-        if spec.cell_clip is not None:
-            raise Unsupported(f"{self.name}: the ONNX LSTM operator has no cell_clip (its clip "
-                              f"attribute clips gate pre-activations)")
-        if spec.recurrent_activation not in RECURRENT_ACTIVATIONS:
-            raise Unsupported(f"{self.name}: recurrent_activation {spec.recurrent_activation!r}")
-        if spec.activation not in ACTIVATIONS:
-            raise Unsupported(f"{self.name}: activation {spec.activation!r}")
-        if case.lengths is not None and spec.length_semantics != "zeros":
-            raise Unsupported(f"{self.name}: Y is zero past sequence_lens, got "
-                              f"length_semantics={spec.length_semantics!r}")
 
     # ------------------------------------------------------------------ graph and session
 
@@ -201,7 +183,6 @@ class OnnxRuntimeAdapter(Adapter):
     # ------------------------------------------------------------------ the contract
 
     def run(self, case: Case) -> Output:
-        self._check(case)
         spec, p0 = case.spec, case.params
         np_dtype = _NUMPY_DTYPES[case.dtype]
         dirs, layers = case.num_directions, len(case.layers)

@@ -5,12 +5,12 @@ Convention (torch/nn/modules/rnn.py, docs of ``nn.LSTM``): gate order i, f, g, o
 stored transposed, ``weight_ih_l{k}`` (4H, D) and ``weight_hh_l{k}`` (4H, P); two biases
 ``bias_ih`` + ``bias_hh`` that are simply added; ``proj_size`` adds ``weight_hr_l{k}`` (P, H) and
 h_t = W_hr (o * tanh(c_t)) with no clip; h_n / c_n are indexed layer * num_directions + direction.
-Weights are converted with ``reference.layout.to_torch`` only.
+Weights are converted with the "torch" entry of ``adapters.packings`` only.
 
 What the adapter does on top of torch, and nothing else:
 
-* a run-time forget bias (TF LSTMCell's ``forget_bias``) is *folded* into ``bias_ih`` with
-  ``reference.layout.fold_forget_bias`` -- torch has no such option;
+* a run-time forget bias (TF LSTMCell's ``forget_bias``) is *folded* into ``bias_ih`` (the
+  packing's ``forget_bias``) -- torch has no such option;
 * a case without ``recurrent_bias`` loads zeros into ``bias_hh`` (``nn.LSTM(bias=True)`` always
   has both);
 * ``reverse`` (a reverse-only layer) is run as the *backward half of a bidirectional*
@@ -23,8 +23,9 @@ What the adapter does on top of torch, and nothing else:
   each sequence's last valid state.  ``pack_padded_sequence`` rejects a length of 0
   (Unsupported).
 
-Not expressible in torch (reported unsupported): peepholes, cell_clip, gate_clip, proj_clip (the
-projection has no clip), any recurrent activation but sigmoid, any activation but tanh.
+Not expressible in torch (reported unsupported, with the reasons in ``Capabilities.why_not``):
+peepholes, cell_clip, gate_clip, proj_clip (the projection has no clip), any recurrent activation
+but sigmoid, any activation but tanh, a sequence of length 0.
 
 ``torch-time-major`` (:class:`TorchTimeMajorAdapter`) is the same adapter with
 ``batch_first=False``: the sequence is handed to torch as (T, B, D).
@@ -32,24 +33,21 @@ projection has no clip), any recurrent activation but sigmoid, any activation bu
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from reference.layout import fold_forget_bias, from_torch, join_gates, split_gates, to_torch
+from reference.layout import join_gates, split_gates
 from reference.spec import LSTMParams, LSTMSpec
 
 from .base import Adapter, Capabilities, Case, Output, Unsupported
+from .packings import PACKINGS
 
 _DTYPES = ("float32", "float64", "float16", "bfloat16")
+PACKING = PACKINGS["torch"]
 
 
 def _native_params(params: LSTMParams, spec: LSTMSpec) -> dict[str, np.ndarray]:
     """torch layer parameters (suffix-free names) with the run-time forget bias folded."""
-    if spec.forget_bias:
-        bias = params.bias if params.bias is not None else np.zeros(4 * params.hidden_size)
-        params = dataclasses.replace(params, bias=fold_forget_bias(bias, spec.forget_bias, spec.gate_order))
-    return to_torch(params, spec.gate_order)
+    return PACKING.to_native(params, spec.gate_order, forget_bias=spec.forget_bias)
 
 
 def _native_hidden(hidden_size: int, proj_size: int | None) -> int:
@@ -109,6 +107,13 @@ class TorchLSTMAdapter(Adapter):
         reverse_time_order="aligned",
         max_layers=3,
         gradient_dtypes=("float32", "float64"),
+        why_not={"peepholes": "nn.LSTM has no peephole connections",
+                 "cell_clip": "nn.LSTM has no cell_clip", "gate_clip": "nn.LSTM has no gate_clip",
+                 "proj_clip": "nn.LSTM's projection (proj_size) has no clip",
+                 "empty_sequences": "pack_padded_sequence rejects a length of 0",
+                 **{a: "nn.LSTM's gates use sigmoid only" for a in ("hard_sigmoid", "hard_sigmoid_keras2")},
+                 **{a: "nn.LSTM uses tanh only" for a in ("relu", "linear")},
+                 "length_semantics repeat": "pad_packed_sequence pads with zeros"},
     )
     batch_first = True
 
@@ -125,8 +130,6 @@ class TorchLSTMAdapter(Adapter):
     # ------------------------------------------------------------------ conversions
 
     def _tdtype(self, dtype: str):
-        if dtype not in self.capabilities.dtypes:
-            raise Unsupported(f"{self.name}: dtype {dtype!r} (supported: {self.capabilities.dtypes})")
         return getattr(self._torch, dtype)
 
     def _tensor(self, array, dtype: str):
@@ -140,28 +143,6 @@ class TorchLSTMAdapter(Adapter):
         import torch
 
         return tensor.detach().to(torch.float64).numpy()
-
-    def _check_spec(self, case: Case) -> None:
-        spec = case.spec
-        if spec.use_peepholes:
-            raise Unsupported(f"{self.name}: nn.LSTM has no peephole connections")
-        if spec.cell_clip is not None:
-            raise Unsupported(f"{self.name}: nn.LSTM has no cell_clip")
-        if spec.gate_clip is not None:
-            raise Unsupported(f"{self.name}: nn.LSTM has no gate_clip")
-        if spec.proj_clip is not None:
-            raise Unsupported(f"{self.name}: nn.LSTM's projection (proj_size) has no clip")
-        if spec.recurrent_activation != "sigmoid":
-            raise Unsupported(f"{self.name}: nn.LSTM's gates use sigmoid only, got "
-                              f"recurrent_activation={spec.recurrent_activation!r}")
-        if spec.activation != "tanh":
-            raise Unsupported(f"{self.name}: nn.LSTM uses tanh only, got activation={spec.activation!r}")
-        if spec.length_semantics != "zeros" and case.lengths is not None:
-            raise Unsupported(f"{self.name}: pad_packed_sequence pads with zeros, got "
-                              f"length_semantics={spec.length_semantics!r}")
-        if case.lengths is not None and np.min(case.lengths) < 1:
-            raise Unsupported(f"{self.name}: pack_padded_sequence rejects a length of 0, got "
-                              f"lengths={case.lengths.tolist()}")
 
     # ------------------------------------------------------------------ modules
 
@@ -177,7 +158,7 @@ class TorchLSTMAdapter(Adapter):
         return module
 
     def _load(self, module, layers: list[list[dict]], dtype: str) -> None:
-        """Copy native weights in: ``layers[k][d]`` is a to_torch dict for layer k, direction d."""
+        """Copy native weights in: ``layers[k][d]`` is the packing's named arrays for layer k, direction d."""
         with self._torch.no_grad():
             for k, dirs in enumerate(layers):
                 for d, weights in enumerate(dirs):
@@ -189,7 +170,6 @@ class TorchLSTMAdapter(Adapter):
         """(module, x, (h0, c0) or None, reverse_only) for ``case``, weights loaded.
 
         ``zero_state``: explicit zero tensors instead of None when the case has no state."""
-        self._check_spec(case)
         spec, dtype = case.spec, case.dtype
         p0 = case.params
         hidden = _native_hidden(p0.hidden_size, spec.proj_size)
@@ -255,7 +235,6 @@ class TorchLSTMAdapter(Adapter):
 
         LSTMCell has no projection, no lengths, one layer and one direction: other cases are
         Unsupported here (rather than silently falling back to nn.LSTM)."""
-        self._check_spec(case)
         if case.spec.proj_size:
             raise Unsupported(f"{self.name}: nn.LSTMCell has no projection (proj_size)")
         if case.lengths is not None or case.direction != "forward" or len(case.layers) != 1:
@@ -285,7 +264,7 @@ class TorchLSTMAdapter(Adapter):
 
     def gradients(self, case: Case, dy, dh, dc) -> dict:
         """torch.autograd.grad of sum(y*dy) + sum(h_n*dh) + sum(c_n*dc) with respect to x, h0,
-        c0 and the layer's parameters, converted back with ``reference.layout.from_torch``.
+        c0 and the layer's parameters, converted back with the packing's ``gradients``.
         Without recurrent_bias the reference bias gradient is that of b_ih (b_hh is a zero
         stand-in); a folded forget bias is a constant and does not change any gradient."""
         if case.direction != "forward" or len(case.layers) != 1:
@@ -305,14 +284,9 @@ class TorchLSTMAdapter(Adapter):
             grads = torch.autograd.grad(loss, [x, h0, c0, *weights])
         gx, gh0, gc0, *gw = (self._numpy(g) for g in grads)
         native = _unpad_hidden(dict(zip((n.removesuffix("_l0") for n in names), gw)), p.hidden_size)
-        if p.bias is None:
-            native["bias_ih"] = None
-        if p.recurrent_bias is None:
-            native["bias_hh"] = None
-        ref = from_torch(native, case.spec.gate_order)
         out = {"x": gx if self.batch_first else np.swapaxes(gx, 0, 1), "h0": gh0[0],
                "c0": gc0[0, :, :p.hidden_size]}
-        out.update(ref.arrays())
+        out.update(PACKING.gradients(native, p, case.spec.gate_order))
         return out
 
 

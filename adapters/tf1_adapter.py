@@ -45,22 +45,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import LSTMParams, LSTMSpec
-from reference.layout import join_fused_kernel, permute_params, split_fused_kernel
-
 from .base import Adapter, Capabilities, Case, Output
-from .worker_adapter import WorkerAdapter, one_bias, peepholes_by_name
-
-#: TF's peephole variables by reference peephole row (i, f, o).
-PEEPHOLE_NAMES = {"i": "w_i_diag", "f": "w_f_diag", "o": "w_o_diag"}
+from .packings import PACKINGS
+from .worker_adapter import WorkerAdapter
 
 _COMMON_FEATURES = {"initial_state", "forget_bias", "recurrent_bias", "peepholes", "cell_clip",
-                    "lengths", "reverse", "bidirectional", "layers", "step", "stateful", "gradients"}
+                    "lengths", "empty_sequences", "reverse", "bidirectional", "layers", "step", "stateful",
+                    "gradients"}
 
 
 class _TF1Adapter(WorkerAdapter):
     framework = "tensorflow"
     worker_env = "tf1"
+    # LSTMCell and the contrib fused cells name their variables alike, gate order igfo for both.
+    packing = PACKINGS["tf1"]
     bias_convention = ("one bias plus a run-time forget_bias (default 1.0, always passed); a second "
                        "bias is folded into the bias by the adapter")
     weight_orientation = "kernel (D + P, 4H) on concat([x, h]), bias (4H,)"
@@ -70,22 +68,12 @@ class _TF1Adapter(WorkerAdapter):
     def worker_options(self) -> dict:
         return {"api": self.api_name}
 
-    def native_arrays(self, params: LSTMParams, spec: LSTMSpec) -> dict[str, np.ndarray]:
-        p = permute_params(params, spec.gate_order, self.native_gate_order)
-        out = {"kernel": join_fused_kernel(p.kernel, p.recurrent_kernel), "bias": one_bias(p)}
-        if p.peephole is not None:
-            out.update(peepholes_by_name(p.peephole, PEEPHOLE_NAMES))
-        if p.projection is not None:
-            out["projection"] = p.projection
-        return out
-
     def _single(self, case: Case) -> bool:
         return len(case.layers) == 1 and case.direction == "forward" and case.lengths is None
 
     def run_steps(self, case: Case) -> Output:
         if not self._single(case):
             return Adapter.run_steps(self, case)
-        self.check_dtype(case)
         if case.initial_state is None:
             case = case.replace(initial_state=self.zero_state(case))
         return self.to_output(case, self.call(dict(self.case_meta(case), op="steps"), self.case_arrays(case)))
@@ -94,7 +82,6 @@ class _TF1Adapter(WorkerAdapter):
         """The state carried by assign ops into non-trainable variables, then the reset op."""
         if not self._single(case):
             return Adapter.run_stream(self, case, chunks)
-        self.check_dtype(case)
         meta = dict(self.case_meta(case), op="stream", chunks=[int(n) for n in chunks], state=None)
         out = self.call(meta, self.case_arrays(case))
 
@@ -103,12 +90,6 @@ class _TF1Adapter(WorkerAdapter):
                           [(np.asarray(out[f"h_{suffix}"], np.float64), np.asarray(out[f"c_{suffix}"], np.float64))])
 
         return [output(k) for k in range(len(chunks))], output("reset")
-
-    def weight_gradients(self, case: Case, out: dict) -> tuple:
-        kernel, recurrent = split_fused_kernel(out["param.kernel"], case.params.input_size)
-        peepholes = ({g: out["param." + name] for g, name in PEEPHOLE_NAMES.items()}
-                     if case.params.peephole is not None else None)
-        return kernel, recurrent, out["param.bias"], peepholes, out.get("param.projection")
 
     def facts(self) -> dict:
         """The Keras recurrent-activation defaults next to TF 1.15 (see the module docstring)."""

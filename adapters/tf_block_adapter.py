@@ -12,7 +12,7 @@ TensorFlow 2.21 CPU kernels):
 * forget_bias: a run-time attribute of BlockLSTM and LSTMBlockCell (default 1.0), added to the
   forget pre-activation before the sigmoid; passed natively, always explicitly.  BlockLSTMV2 has
   no forget_bias attribute (the kernel sets it to 0): this adapter folds the case's forget bias
-  into ``b`` with ``reference.layout.fold_forget_bias``.
+  into ``b`` (the "tf_block_v2" entry of ``adapters.packings``).
 * cell_clip: an attribute of all three ops, applied to the new cell state when it is > 0
   (``if (cell_clip > 0.0f)`` in LSTMBlockCellFpropWithEigen).  Its default is 3.0 for BlockLSTM
   and LSTMBlockCell (a silent clip of every |c| > 3) and 0.0 (no clip) for BlockLSTMV2; this
@@ -44,17 +44,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from reference.gates import REFERENCE_PEEPHOLE_ORDER
-from reference.layout import (
-    fold_biases,
-    fold_forget_bias,
-    join_fused_kernel,
-    permute_gates,
-    permute_params,
-    split_fused_kernel,
-)
-
-from .base import Adapter, Capabilities, Case, Output, Unsupported
+from .base import Adapter, Capabilities, Case, Output
+from .packings import PACKINGS, TF_BLOCK_PEEPHOLES
 
 
 def import_tensorflow():
@@ -83,17 +74,19 @@ def tensorflow_version(distribution: str) -> str:
         return "unknown"
 
 
-def peephole_rows(peephole) -> dict[str, np.ndarray]:
-    """The reference's (3, H) peephole array by gate letter (its rows are ordered i, f, o)."""
-    return {g: np.asarray(peephole)[REFERENCE_PEEPHOLE_ORDER.index(g)] for g in REFERENCE_PEEPHOLE_ORDER}
-
-
-def peephole_stack(by_gate: dict) -> np.ndarray:
-    """Inverse of :func:`peephole_rows`: a (3, H) array with rows in the reference order."""
-    return np.stack([np.asarray(by_gate[g]) for g in REFERENCE_PEEPHOLE_ORDER])
-
-
 _NP_DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64}
+
+
+#: Why the fused ops lack what they lack (see the module docstring).
+_WHY_NOT = {
+    "lengths": "the op has one batch-wide seq_len_max, no per-sequence lengths",
+    **{f: "the op runs one forward layer (TF 2 has no reversing composition of it)"
+       for f in ("reverse", "bidirectional", "layers")},
+    **{d: "the CPU kernels are registered for half and float only" for d in ("float64", "bfloat16")},
+    **{f: "the op has none" for f in ("projection", "proj_clip", "gate_clip")},
+    **{a: "the op's activations are fixed (sigmoid, tanh)" for a in ("hard_sigmoid", "hard_sigmoid_keras2",
+                                                                   "relu", "linear")},
+}
 
 
 def _op_signature(tf, t) -> list:
@@ -117,45 +110,20 @@ class _BlockLSTMBase(Adapter):
 
     # -- conversion -------------------------------------------------------------------------
 
-    def _check_case(self, case: Case) -> None:
-        if len(case.layers) != 1 or case.direction != "forward":
-            raise Unsupported(f"{self.name}: {self.op_name} runs one forward layer; got "
-                              f"{len(case.layers)} layers, direction {case.direction!r}")
-        if case.lengths is not None:
-            raise Unsupported(f"{self.name}: {self.op_name} has only a batch-wide seq_len_max, "
-                              f"no per-sequence lengths")
-        if case.dtype not in self.capabilities.dtypes:
-            raise Unsupported(f"{self.name}: dtype {case.dtype!r} (CPU kernels: half, float)")
-        spec = case.spec
-        if (spec.recurrent_activation != "sigmoid" or spec.activation != "tanh" or spec.proj_size
-                or spec.gate_clip is not None):
-            raise Unsupported(f"{self.name}: {self.op_name} has fixed sigmoid/tanh activations and no "
-                              f"projection or gate clip; got {spec}")
-
     def _native(self, case: Case) -> dict:
-        """The op's inputs (NumPy, case dtype) for the case's single layer, and its attributes."""
+        """The op's inputs (NumPy, case dtype) for the case's single layer, and its attributes.
+        BlockLSTM takes the forget bias as an attribute; for BlockLSTMV2 it is folded into b.
+        Without peepholes the op still takes wci, wcf, wco: zeros."""
         spec, params = case.spec, case.params
         dtype = _NP_DTYPES[case.dtype]
-        p = permute_params(params, spec.gate_order, self.native_gate_order)
-        hidden = params.hidden_size
-        bias = fold_biases(p.bias, p.recurrent_bias)
-        if bias is None:
-            bias = np.zeros(4 * hidden)
         forget_bias = float(spec.forget_bias)
-        if not self.has_forget_bias_attr:
-            bias = fold_forget_bias(bias, forget_bias, self.native_gate_order)
-            forget_bias = None
-        if p.peephole is not None:
-            rows = peephole_rows(p.peephole)
-            wci, wcf, wco = rows["i"], rows["f"], rows["o"]
-        else:
-            wci = wcf = wco = np.zeros(hidden)
-        arrays = {
-            "w": join_fused_kernel(p.kernel, p.recurrent_kernel), "b": bias,
-            "wci": wci, "wcf": wcf, "wco": wco,
-        }
+        arrays = self.packing.to_native(params, spec.gate_order,
+                                        forget_bias=0.0 if self.has_forget_bias_attr else forget_bias)
+        for name in TF_BLOCK_PEEPHOLES.values():
+            arrays.setdefault(name, np.zeros(params.hidden_size))
         attrs = {"cell_clip": -1.0 if spec.cell_clip is None else float(spec.cell_clip),
-                 "use_peephole": bool(spec.use_peepholes), "forget_bias": forget_bias}
+                 "use_peephole": bool(spec.use_peepholes),
+                 "forget_bias": forget_bias if self.has_forget_bias_attr else None}
         return {k: np.asarray(v, dtype=dtype) for k, v in arrays.items()}, attrs
 
     def _state(self, case: Case, dtype):
@@ -213,7 +181,6 @@ class _BlockLSTMBase(Adapter):
     # -- the contract -----------------------------------------------------------------------
 
     def run(self, case: Case) -> Output:
-        self._check_case(case)
         arrays, attrs = self._native(case)
         h0, c0 = self._state(case, _NP_DTYPES[case.dtype])
         x = np.ascontiguousarray(np.asarray(case.x, dtype=_NP_DTYPES[case.dtype]).transpose(1, 0, 2))
@@ -223,7 +190,6 @@ class _BlockLSTMBase(Adapter):
         return Output(np.ascontiguousarray(h.transpose(1, 0, 2)), [(h[-1], cs[-1])])
 
     def gradients(self, case: Case, dy, dh, dc) -> dict:
-        self._check_case(case)
         dtype = _NP_DTYPES[case.dtype]
         arrays, attrs = self._native(case)
         h0, c0 = self._state(case, dtype)
@@ -233,20 +199,9 @@ class _BlockLSTMBase(Adapter):
         gx, gh0, gc0, gw, gwci, gwcf, gwco, gb = (g.numpy().astype(np.float64) for g in fn(
             x, h0, c0, arrays["w"], arrays["wci"], arrays["wcf"], arrays["wco"], arrays["b"],
             dy_t, np.asarray(dh, dtype=dtype), np.asarray(dc, dtype=dtype)))
-        params, order = case.params, case.spec.gate_order
-        kernel, recurrent = split_fused_kernel(gw, params.input_size)
-        out = {
-            "x": gx.transpose(1, 0, 2), "h0": gh0, "c0": gc0,
-            "kernel": permute_gates(kernel, self.native_gate_order, order),
-            "recurrent_kernel": permute_gates(recurrent, self.native_gate_order, order),
-        }
-        bias = permute_gates(gb, self.native_gate_order, order)
-        if params.bias is not None:
-            out["bias"] = bias
-        if params.recurrent_bias is not None:
-            out["recurrent_bias"] = bias.copy()
-        if params.peephole is not None:
-            out["peephole"] = peephole_stack({"i": gwci, "f": gwcf, "o": gwco})
+        out = {"x": gx.transpose(1, 0, 2), "h0": gh0, "c0": gc0}
+        out.update(self.packing.gradients({"w": gw, "b": gb, "wci": gwci, "wcf": gwcf, "wco": gwco},
+                                          case.params, case.spec.gate_order))
         return out
 
 
@@ -261,6 +216,7 @@ class BlockLSTMAdapter(_BlockLSTMBase):
     api = "tf.raw_ops.BlockLSTM (+ tf.raw_ops.LSTMBlockCell for single steps)"
     op_name = "BlockLSTM"
     native_gate_order = "tf_block"
+    packing = PACKINGS["tf_block"]
     bias_convention = ("one bias b (4H,) + run-time forget_bias attribute (passed natively); "
                        "a second bias is summed into b by the adapter")
     capabilities = Capabilities(
@@ -268,6 +224,7 @@ class BlockLSTMAdapter(_BlockLSTMBase):
         features=frozenset({"initial_state", "forget_bias", "recurrent_bias", "peepholes",
                             "cell_clip", "step", "gradients"}),
         gradient_dtypes=("float32",),
+        why_not=_WHY_NOT,
     )
 
     @lru_cache(maxsize=64)
@@ -288,7 +245,6 @@ class BlockLSTMAdapter(_BlockLSTMBase):
         return step
 
     def run_steps(self, case: Case) -> Output:
-        self._check_case(case)
         dtype = _NP_DTYPES[case.dtype]
         arrays, attrs = self._native(case)
         h, c = self._state(case, dtype)
@@ -314,6 +270,7 @@ class BlockLSTMV2Adapter(_BlockLSTMBase):
     api = "tf.raw_ops.BlockLSTMV2"
     op_name = "BlockLSTMV2"
     native_gate_order = "tf_block_v2"
+    packing = PACKINGS["tf_block_v2"]
     has_forget_bias_attr = False
     bias_convention = ("one bias b (4H,); no forget_bias attribute: a forget bias and a second "
                        "bias are summed into b by the adapter")
@@ -322,4 +279,5 @@ class BlockLSTMV2Adapter(_BlockLSTMBase):
         features=frozenset({"initial_state", "forget_bias", "recurrent_bias", "peepholes",
                             "cell_clip", "gradients"}),
         gradient_dtypes=("float32",),
+        why_not=_WHY_NOT,
     )

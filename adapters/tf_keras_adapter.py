@@ -5,10 +5,10 @@ Conventions (tf_keras/src/layers/rnn/lstm.py, base_rnn.py, bidirectional.py, bac
 verified by running tf_keras 2.21.0 on TensorFlow 2.21.0):
 
 * Weights ``[kernel (D, 4H), recurrent_kernel (H, 4H), bias (4H,)]`` (``set_weights`` order),
-  gate order i, f, c(= g), o (preset "keras2").  One bias; no run-time forget bias
-  (``unit_forget_bias`` only initialises the bias to 1): a case's forget bias and second bias
-  are folded into the bias by the adapter (``reference.layout.fold_forget_bias`` /
-  ``fold_biases``), which is how TF LSTMCell weights are ported to Keras.
+  gate order i, f, c(= g), o (preset "keras2"; the "keras" entry of ``adapters.packings``).  One
+  bias; no run-time forget bias (``unit_forget_bias`` only initialises the bias to 1): a case's
+  forget bias and second bias are folded into the bias by the adapter
+  (``reference.layout.arrange_biases``), which is how TF LSTMCell weights are ported to Keras.
 * ``recurrent_activation="hard_sigmoid"`` is ``tf_keras.backend.hard_sigmoid``:
   clip(0.2 x + 0.5, 0, 1), i.e. the reference's "hard_sigmoid_keras2" (Keras 3 changed it to
   x / 6 + 1/2).  Activations "tanh", "relu", "linear" by name.
@@ -42,10 +42,11 @@ from collections import OrderedDict
 
 import numpy as np
 
-from reference.layout import fold_biases, fold_forget_bias, permute_gates, permute_params
-
 from .base import Adapter, Capabilities, Case, Output, Unsupported
+from .packings import PACKINGS
 from .tf_block_adapter import import_tensorflow
+
+PACKING = PACKINGS["keras"]
 
 #: Reference activation name -> the Keras 2 name of the same function.
 _RECURRENT_ACTIVATIONS = {"sigmoid": "sigmoid", "hard_sigmoid_keras2": "hard_sigmoid"}
@@ -65,8 +66,8 @@ class TFKerasAdapter(Adapter):
         dtypes=("float32", "float64", "float16", "bfloat16"),
         recurrent_activations=tuple(_RECURRENT_ACTIVATIONS),
         activations=tuple(_ACTIVATIONS),
-        features=frozenset({"initial_state", "forget_bias", "recurrent_bias", "lengths", "reverse",
-                            "bidirectional", "layers", "step", "stateful", "gradients"}),
+        features=frozenset({"initial_state", "forget_bias", "recurrent_bias", "lengths", "empty_sequences",
+                            "reverse", "bidirectional", "layers", "step", "stateful", "gradients"}),
         length_semantics="repeat",
         # Bidirectional forces zero_output_for_mask=True on both wrapped layers
         # (tf_keras/src/layers/rnn/bidirectional.py): masked steps output zeros there.
@@ -74,6 +75,12 @@ class TFKerasAdapter(Adapter):
         reverse_time_order="processed",
         max_layers=3,
         gradient_dtypes=("float32", "float64"),
+        why_not={**{f: "Keras 2's LSTM has none" for f in ("peepholes", "cell_clip", "gate_clip",
+                                                            "projection", "proj_clip")},
+                 "hard_sigmoid": "Keras 2's hard_sigmoid is 0.2 x + 0.5 (the reference's hard_sigmoid_keras2)",
+                 "length_semantics zeros": "a masked step repeats the previous output (zero_output_for_mask "
+                                           "is False outside Bidirectional)",
+                 "length_semantics repeat": "Bidirectional forces zero_output_for_mask=True"},
     )
 
     def __init__(self):
@@ -82,26 +89,11 @@ class TFKerasAdapter(Adapter):
     # -- layers -------------------------------------------------------------------------------
 
     def _check_case(self, case: Case) -> None:
-        spec = case.spec
-        unsupported = []
-        if spec.use_peepholes:
-            unsupported.append("peepholes")
-        if spec.cell_clip is not None:
-            unsupported.append("cell_clip")
-        if spec.gate_clip is not None:
-            unsupported.append("gate_clip")
-        if spec.proj_size:
-            unsupported.append("projection")
-        if spec.recurrent_activation not in _RECURRENT_ACTIVATIONS:
-            unsupported.append(f"recurrent_activation {spec.recurrent_activation!r}")
-        if spec.activation not in _ACTIVATIONS:
-            unsupported.append(f"activation {spec.activation!r}")
-        if case.dtype not in self.capabilities.dtypes:
-            unsupported.append(f"dtype {case.dtype!r}")
+        """What Capabilities cannot say: Keras 2 stacks of go_backwards layers are not a layer the
+        reference has."""
         if case.direction == "reverse" and len(case.layers) > 1:
-            unsupported.append("a stack of go_backwards layers (the reference has no such stack)")
-        if unsupported:
-            raise Unsupported(f"{self.name}: Keras 2 LSTM cannot express " + ", ".join(unsupported))
+            raise Unsupported(f"{self.name}: Keras 2 LSTM cannot express a stack of go_backwards layers "
+                              f"(the reference has no such stack)")
 
     def _cached(self, key, make):
         item = self._cache.get(key)
@@ -146,13 +138,10 @@ class TFKerasAdapter(Adapter):
         return self._cached(key, make)
 
     def _native(self, params, spec, dtype) -> list[np.ndarray]:
-        """Reference params -> [kernel, recurrent_kernel, bias] in Keras 2's packing."""
-        p = permute_params(params, spec.gate_order, self.native_gate_order)
-        bias = fold_biases(p.bias, p.recurrent_bias)
-        if bias is None:
-            bias = np.zeros(4 * params.hidden_size)
-        if spec.forget_bias:
-            bias = fold_forget_bias(bias, spec.forget_bias, self.native_gate_order)
+        """Reference params -> [kernel, recurrent_kernel, bias] in Keras 2's packing (the layers
+        are built with a bias: zeros where the case has none)."""
+        p = PACKING.native_params(params, spec.gate_order, forget_bias=spec.forget_bias)
+        bias = np.zeros(4 * params.hidden_size) if p.bias is None else p.bias
         return [np.asarray(a, np.float64).astype(dtype) for a in (p.kernel, p.recurrent_kernel, bias)]
 
     def _np_dtype(self, case: Case):
@@ -198,7 +187,6 @@ class TFKerasAdapter(Adapter):
     def run_steps(self, case: Case) -> Output:
         if len(case.layers) != 1 or case.direction != "forward" or case.lengths is not None:
             return super().run_steps(case)
-        self._check_case(case)
         p = case.params
 
         def make():
@@ -227,7 +215,6 @@ class TFKerasAdapter(Adapter):
     def run_stream(self, case: Case, chunks: list[int]):
         if len(case.layers) != 1 or case.direction != "forward" or case.lengths is not None:
             return super().run_stream(case, chunks)
-        self._check_case(case)
         p = case.params
 
         def make():
@@ -261,7 +248,6 @@ class TFKerasAdapter(Adapter):
     def gradients(self, case: Case, dy, dh, dc) -> dict:
         if len(case.layers) != 1 or case.direction != "forward":
             raise Unsupported(f"{self.name}: gradients are checked on one forward layer")
-        self._check_case(case)
         tf = import_tensorflow()
         (layer,) = self._layers(case)
         self._load(layer, case.layers[0], case)
@@ -282,12 +268,7 @@ class TFKerasAdapter(Adapter):
         grads = tape.gradient(loss, [x, h0, c0, kernel, recurrent, bias],
                               unconnected_gradients=tf.UnconnectedGradients.ZERO)
         gx, gh0, gc0, gk, gr, gb = (np.asarray(g.numpy(), np.float64) for g in grads)
-        order, native = case.spec.gate_order, self.native_gate_order
-        out = {"x": gx, "h0": gh0, "c0": gc0, "kernel": permute_gates(gk, native, order),
-               "recurrent_kernel": permute_gates(gr, native, order)}
-        b = permute_gates(gb, native, order)
-        if p.bias is not None:
-            out["bias"] = b
-        if p.recurrent_bias is not None:
-            out["recurrent_bias"] = b.copy()
+        out = {"x": gx, "h0": gh0, "c0": gc0}
+        out.update(PACKING.gradients({"kernel": gk, "recurrent_kernel": gr, "bias": gb}, p,
+                                     case.spec.gate_order))
         return out

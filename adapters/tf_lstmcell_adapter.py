@@ -45,10 +45,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.layout import fold_biases, join_fused_kernel, permute_gates, permute_params, split_fused_kernel
-
 from .base import Adapter, Capabilities, Case, Output, Unsupported
-from .tf_block_adapter import import_tensorflow, peephole_rows, peephole_stack, tensorflow_version
+from .packings import PACKINGS
+from .tf_block_adapter import import_tensorflow, tensorflow_version
+
+PACKING = PACKINGS["tf1"]
 
 _NP_DTYPES = {"float32": np.float32, "float64": np.float64, "float16": np.float16}
 _CACHE_SIZE = 48
@@ -112,12 +113,14 @@ class TFLSTMCellAdapter(Adapter):
         recurrent_activations=("sigmoid",),
         activations=("tanh", "relu", "linear"),
         features=frozenset({"initial_state", "forget_bias", "recurrent_bias", "peepholes",
-                            "cell_clip", "projection", "proj_clip", "lengths", "reverse",
+                            "cell_clip", "projection", "proj_clip", "lengths", "empty_sequences", "reverse",
                             "bidirectional", "layers", "step", "gradients"}),
         length_semantics="zeros",
         reverse_time_order="aligned",
         max_layers=3,
         gradient_dtypes=("float32", "float64"),
+        why_not={**{a: "LSTMCell's gates always use tf.sigmoid" for a in ("hard_sigmoid", "hard_sigmoid_keras2")},
+                 "gate_clip": "LSTMCell has no gate clip"},
     )
 
     def __init__(self):
@@ -129,16 +132,7 @@ class TFLSTMCellAdapter(Adapter):
     # -- cells and their variables ------------------------------------------------------------
 
     def _check_case(self, case: Case) -> None:
-        spec = case.spec
-        if spec.recurrent_activation != "sigmoid":
-            raise Unsupported(f"{self.name}: LSTMCell's gates always use tf.sigmoid; got "
-                              f"recurrent_activation {spec.recurrent_activation!r}")
-        if spec.activation not in self.capabilities.activations:
-            raise Unsupported(f"{self.name}: activation {spec.activation!r}")
-        if spec.gate_clip is not None:
-            raise Unsupported(f"{self.name}: LSTMCell has no gate clip")
-        if case.dtype not in self.capabilities.dtypes:
-            raise Unsupported(f"{self.name}: dtype {case.dtype!r}")
+        """What Capabilities cannot say: a stack of reverse-only layers is not a TF 1 API."""
         if case.direction == "reverse" and len(case.layers) > 1:
             raise Unsupported(f"{self.name}: a stack of reverse-only layers is not a TF 1 API")
 
@@ -183,30 +177,22 @@ class TFLSTMCellAdapter(Adapter):
 
     @staticmethod
     def _variables(cell, spec) -> dict:
-        """The cell's variables by reference role, with their names checked."""
+        """The cell's variables by their names in the "tf1" packing, the names checked."""
         out = {"kernel": cell._kernel, "bias": cell._bias}
         if spec.use_peepholes:
             out.update(w_i_diag=cell._w_i_diag, w_f_diag=cell._w_f_diag, w_o_diag=cell._w_o_diag)
         if spec.proj_size:
-            out["projection"] = cell._proj_kernel
-        for role, var in out.items():
-            expected = "projection/kernel" if role == "projection" else role
-            if not var.name.split(":")[0].endswith(expected):
-                raise RuntimeError(f"{role}: expected the LSTMCell variable named '.../{expected}', "
-                                   f"got {var.name!r} (tf_keras changed its legacy LSTMCell)")
+            out["projection/kernel"] = cell._proj_kernel
+        for name, var in out.items():
+            if not var.name.split(":")[0].endswith(name):
+                raise RuntimeError(f"expected the LSTMCell variable named '.../{name}', got {var.name!r} "
+                                   f"(tf_keras changed its legacy LSTMCell)")
         return out
 
     def _native(self, params, spec, dtype) -> dict:
-        """Reference params -> the LSTMCell variables' values (NumPy)."""
-        p = permute_params(params, spec.gate_order, self.native_gate_order)
-        bias = fold_biases(p.bias, p.recurrent_bias)
-        out = {"kernel": join_fused_kernel(p.kernel, p.recurrent_kernel),
-               "bias": np.zeros(4 * params.hidden_size) if bias is None else bias}
-        if spec.use_peepholes:
-            rows = peephole_rows(p.peephole)
-            out.update(w_i_diag=rows["i"], w_f_diag=rows["f"], w_o_diag=rows["o"])
-        if spec.proj_size:
-            out["projection"] = p.projection
+        """Reference params -> the LSTMCell variables' values (NumPy); the forget bias is passed
+        to the cell natively, a second bias is summed into the bias."""
+        out = PACKING.to_native(params, spec.gate_order)
         return {k: np.asarray(v, dtype=np.float64).astype(dtype) for k, v in out.items()}
 
     def _load(self, entry: _Entry, case: Case) -> None:
@@ -216,10 +202,10 @@ class TFLSTMCellAdapter(Adapter):
             targets = cells if cells is not None else entry.cells[k]
             for cell, params in zip(targets, dirs):
                 variables = self._variables(cell, case.spec)
-                for role, value in self._native(params, case.spec, dtype).items():
-                    var = variables[role]
+                for name, value in self._native(params, case.spec, dtype).items():
+                    var = variables[name]
                     if tuple(var.shape) != value.shape:
-                        raise RuntimeError(f"{role}: the LSTMCell variable {var.name} has shape "
+                        raise RuntimeError(f"{name}: the LSTMCell variable {var.name} has shape "
                                            f"{tuple(var.shape)}, the converted value {value.shape}")
                     var.assign(value)
 
@@ -318,7 +304,6 @@ class TFLSTMCellAdapter(Adapter):
     def run_steps(self, case: Case) -> Output:
         if len(case.layers) != 1 or case.direction != "forward" or case.lengths is not None:
             return super().run_steps(case)
-        self._check_case(case)
         tf = import_tensorflow()
         entry = self._entry(case)
         self._load(entry, case)
@@ -352,7 +337,6 @@ class TFLSTMCellAdapter(Adapter):
     def gradients(self, case: Case, dy, dh, dc) -> dict:
         if len(case.layers) != 1 or case.direction != "forward":
             raise Unsupported(f"{self.name}: gradients are checked on one forward layer")
-        self._check_case(case)
         tf = import_tensorflow()
         entry = self._entry(case)
         self._load(entry, case)
@@ -390,20 +374,6 @@ class TFLSTMCellAdapter(Adapter):
             (np.zeros((case.batch, params.output_size)), np.zeros((case.batch, params.hidden_size)))]))
         args += [np.asarray(a, np.float64).astype(dtype) for a in (dy, dh, dc)]
         gx, gh0, gc0, *gvars = (g.numpy().astype(np.float64) for g in fn(*args, heavy=self._heavy(case)))
-        by_role = dict(zip(roles, gvars))
-        order, native = spec.gate_order, self.native_gate_order
-        kernel, recurrent = split_fused_kernel(by_role["kernel"], params.input_size)
-        out = {"x": gx, "h0": gh0, "c0": gc0,
-               "kernel": permute_gates(kernel, native, order),
-               "recurrent_kernel": permute_gates(recurrent, native, order)}
-        bias = permute_gates(by_role["bias"], native, order)
-        if params.bias is not None:
-            out["bias"] = bias
-        if params.recurrent_bias is not None:
-            out["recurrent_bias"] = bias.copy()
-        if spec.use_peepholes:
-            out["peephole"] = peephole_stack({"i": by_role["w_i_diag"], "f": by_role["w_f_diag"],
-                                              "o": by_role["w_o_diag"]})
-        if spec.proj_size:
-            out["projection"] = by_role["projection"]
+        out = {"x": gx, "h0": gh0, "c0": gc0}
+        out.update(PACKING.gradients(dict(zip(roles, gvars)), params, spec.gate_order))
         return out

@@ -18,10 +18,9 @@ import os
 import numpy as np
 
 from reference import LSTMParams, LSTMSpec
-from reference.gates import REFERENCE_PEEPHOLE_ORDER, permute_gates
-from reference.layout import fold_biases
 
 from .base import Adapter, Case, Output, Unsupported
+from .packings import Packing
 from .worker_env import worker_command
 from .worker_protocol import Worker, WorkerConfig, join_items, split_items
 
@@ -29,21 +28,16 @@ from .worker_protocol import Worker, WorkerConfig, join_items, split_items
 DEFAULT_TIMEOUT = float(os.environ.get("LSTM_CONFORMANCE_WORKER_TIMEOUT", "120"))
 
 
-def one_bias(params: LSTMParams) -> np.ndarray:
-    """The single native bias: bias + recurrent_bias, zeros when neither is set."""
-    bias = fold_biases(params.bias, params.recurrent_bias)
-    return np.zeros(np.shape(params.kernel)[1]) if bias is None else bias
-
-
-def peepholes_by_name(peephole, names: dict[str, str]) -> dict[str, np.ndarray]:
-    """Reference peepholes (3, H), rows i, f, o, as native arrays named ``names[gate]``."""
-    return {name: np.asarray(peephole)[REFERENCE_PEEPHOLE_ORDER.index(gate)] for gate, name in names.items()}
-
-
 class WorkerAdapter(Adapter):
-    """An adapter whose framework lives in the worker of ``worker_env`` (see worker_env.ENVS)."""
+    """An adapter whose framework lives in the worker of ``worker_env`` (see worker_env.ENVS).
+
+    The weights travel in the framework's packing (``packing``, an entry of
+    ``adapters.packings``), under its native names; a run-time forget bias the framework has is
+    passed in the request (``forget_bias``), anything else it lacks is folded into its weights.
+    """
 
     worker_env: str = "?"
+    packing: Packing
     #: Extra keys sent with every request (e.g. which API variant the worker builds).
     worker_options: dict = {}
 
@@ -103,13 +97,12 @@ class WorkerAdapter(Adapter):
 
     # ---- encoding a case
 
-    def check_dtype(self, case: Case) -> None:
-        if case.dtype not in self.capabilities.dtypes:
-            raise Unsupported(f"{self.name}: dtype {case.dtype!r} (supported: {self.capabilities.dtypes})")
-
     def native_arrays(self, params: LSTMParams, spec: LSTMSpec) -> dict[str, np.ndarray]:
-        """The weights of one layer and direction in the native packing, by native name."""
-        raise NotImplementedError
+        """The weights of one layer and direction in the native packing, by native name: the
+        forget bias is folded in unless the framework adds one itself at run time (then the
+        request carries it)."""
+        fold = 0.0 if self.packing.runtime_forget_bias else spec.forget_bias
+        return self.packing.to_native(params, spec.gate_order, forget_bias=fold)
 
     def case_meta(self, case: Case) -> dict:
         p = case.params
@@ -156,35 +149,18 @@ class WorkerAdapter(Adapter):
                   for k in range(count)]
         return Output(np.asarray(out["y"], np.float64), finals)
 
-    def weight_gradients(self, case: Case, out: dict) -> tuple:
-        """The worker's weight gradients in the native packing: (kernel (D, 4H), recurrent
-        (H or P, 4H), bias (4H,), {gate letter: peephole (H,)} or None, projection or None)."""
-        raise NotImplementedError
-
     def gradients(self, case: Case, dy, dh, dc) -> dict:
-        self.check_dtype(case)
         if case.initial_state is None:
             case = case.replace(initial_state=self.zero_state(case))
         dtype = self.transport_dtype(case.dtype)
         arrays = self.case_arrays(case)
         arrays.update(dy=np.asarray(dy, dtype), dh=np.asarray(dh, dtype), dc=np.asarray(dc, dtype))
         out = self.call(dict(self.case_meta(case), op="gradients", state="data"), arrays)
-        kernel, recurrent, bias, peepholes, projection = self.weight_gradients(case, out)
-        order, native, params = case.spec.gate_order, self.native_gate_order, case.params
-        grads = {"x": out["x"], "h0": out["h0"], "c0": out["c0"],
-                 "kernel": permute_gates(kernel, native, order),
-                 "recurrent_kernel": permute_gates(recurrent, native, order)}
-        bias = permute_gates(bias, native, order)
-        if params.bias is not None:
-            grads["bias"] = bias
-        if params.recurrent_bias is not None:
-            grads["recurrent_bias"] = bias.copy()  # the two biases are summed into the native one
-        if params.peephole is not None:
-            grads["peephole"] = np.stack([peepholes[g] for g in REFERENCE_PEEPHOLE_ORDER])
-        if params.projection is not None:
-            grads["projection"] = projection
+        # The worker answers the gradient of every native weight as "param.<native name>".
+        native = {k[len("param."):]: v for k, v in out.items() if k.startswith("param.")}
+        grads = {"x": out["x"], "h0": out["h0"], "c0": out["c0"]}
+        grads.update(self.packing.gradients(native, case.params, case.spec.gate_order))
         return {k: np.asarray(v, np.float64) for k, v in grads.items()}
 
     def run(self, case: Case) -> Output:
-        self.check_dtype(case)
         return self.to_output(case, self.call(dict(self.case_meta(case), op="run"), self.case_arrays(case)))

@@ -26,8 +26,9 @@ of its stderr.  After any of these the next request starts a fresh worker.  Work
 own process group, which is killed on close, on timeout and at interpreter exit, so no process is
 left behind and the suite never hangs.
 
-The worker scripts (adapters/workers/) duplicate the few lines of framing they need: they are
-standalone programs for an old interpreter and import nothing from this project.
+The worker side of the framing is adapters/workers/worker_framing.py, which every worker script
+imports as a sibling module: the scripts are standalone programs for an old interpreter and
+import nothing from the project itself.
 """
 
 from __future__ import annotations

@@ -58,42 +58,42 @@ subcommand("setup", "create the worker environment of a framework that needs an 
 
 
 # --------------------------------------------------------------------------------------------
-# detect / check: a user's own LSTM callable (conformance/native.py); convert: weights between
-# frameworks.  Their exit statuses: 0 ok, 1 no / not conforming, 2 (detect) ambiguous, 3 error
+# detect / check: a user's own LSTM callable (adapters/callable_adapter.py); convert: weights
+# between frameworks.  Their exit statuses: 0 ok, 1 no / not conforming, 2 (detect) ambiguous, 3 error
 # (usage errors of these subcommands exit 3 too, so that 2 always means "ambiguous").
 
 def _add_detect(parser: argparse.ArgumentParser) -> None:
-    from conformance.detect import add_arguments
+    from conformance.tools.detect import add_arguments
 
     add_arguments(parser)
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    from conformance.detect import run
+    from conformance.tools.detect import run
 
     return run(args)
 
 
 def _add_check(parser: argparse.ArgumentParser) -> None:
-    from conformance.check import add_arguments
+    from conformance.tools.check import add_arguments
 
     add_arguments(parser)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from conformance.check import run
+    from conformance.tools.check import run
 
     return run(args)
 
 
 def _add_convert(parser: argparse.ArgumentParser) -> None:
-    from conformance.convert import add_arguments
+    from conformance.tools.convert import add_arguments
 
     add_arguments(parser)
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from conformance.convert import run
+    from conformance.tools.convert import run
 
     return run(args)
 
@@ -131,13 +131,13 @@ def main(argv: list[str] | None = None) -> int:
 # report: the conformance matrix from the result files (conformance/report.py)
 
 def _add_report(parser: argparse.ArgumentParser) -> None:
-    from conformance.report import add_arguments
+    from conformance.tools.report import add_arguments
 
     add_arguments(parser)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from conformance.report import run
+    from conformance.tools.report import run
 
     return run(args)
 

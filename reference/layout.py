@@ -1,17 +1,20 @@
-"""Pure conversions between the reference packing and the native packings of frameworks.
+"""The packing math: pure conversions between the reference packing and any other.
 
 The reference packing (LSTMParams): kernel (D, 4H), recurrent_kernel (H or P, 4H), bias (4H,),
 optional recurrent_bias (4H,), peephole (3, H) ordered i, f, o, projection (H, P); gate blocks in
 the order the LSTMSpec names.  Every function here returns new arrays and has an inverse; the
 round trips are exact (permutations, transposes, splits and concatenations only, apart from the
 bias folds, which are additions).
+
+This module knows no framework's names: ``adapters.packings`` holds one table per framework
+(which arrays it stores, under which names) and composes these functions.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .gates import GATES, ONNX_PEEPHOLE_ORDER, REFERENCE_PEEPHOLE_ORDER, permute_gates, resolve_gate_order
+from .gates import GATES, REFERENCE_PEEPHOLE_ORDER, permute_gates, resolve_gate_order
 from .spec import LSTMParams
 
 
@@ -50,6 +53,69 @@ def fold_biases(bias, recurrent_bias) -> np.ndarray | None:
     return np.asarray(bias) + np.asarray(recurrent_bias)
 
 
+def arrange_biases(params: LSTMParams, gate_order: str, *, forget_bias: float = 0.0,
+                   two_biases: bool = False, bias_optional: bool = False) -> LSTMParams:
+    """``params`` (packed in ``gate_order``) with its biases arranged as a framework stores them.
+
+    forget_bias
+        Added to the forget block of the (first) bias: the run-time forget bias the weights are
+        meant to run with minus the one the framework adds by itself (TF LSTMCell weights ported
+        to Keras or PyTorch: 1.0; TF weights loaded into TF: 0.0).
+    two_biases
+        The framework adds two biases (PyTorch b_ih + b_hh, ONNX Wb + Rb): both are kept, a
+        missing one becomes zeros.  Otherwise the second is summed into the first
+        (``fold_biases``) and ``recurrent_bias`` is None.  The sum comes first, then the forget
+        bias: every framework's loader does it in this order, so that results are reproducible
+        to the bit.
+    bias_optional
+        The framework can run without a bias (Keras ``use_bias=False``): a bias that is absent
+        and receives nothing stays None.  Otherwise a missing bias becomes zeros.
+    """
+    four_h = np.shape(params.kernel)[-1]
+    dtype = np.asarray(params.kernel).dtype
+
+    def zeros():
+        return np.zeros(four_h, dtype=dtype)
+
+    arrays = params.arrays()
+    bias, second = params.bias, params.recurrent_bias
+    if not two_biases:
+        bias, second = fold_biases(bias, second), None
+    if forget_bias:
+        bias = fold_forget_bias(zeros() if bias is None else bias, forget_bias, gate_order)
+    if bias is None and not bias_optional:
+        bias = zeros()
+    if two_biases and second is None:
+        second = zeros()
+    arrays.pop("bias", None)
+    arrays.pop("recurrent_bias", None)
+    return LSTMParams(**arrays, bias=bias, recurrent_bias=second)
+
+
+def orient(array, layout: str, *, rows: str) -> np.ndarray:
+    """A (rows, 4H) array in the reference orientation as a framework stores it: unchanged for
+    layout "<rows>,4H", transposed for "4H,<rows>" (PyTorch and ONNX: (4H, D)).  Its own
+    inverse.  ``rows`` is "D" for a kernel, "H" for a recurrent kernel."""
+    if layout == f"{rows},4H":
+        return np.ascontiguousarray(array)
+    if layout == f"4H,{rows}":
+        return np.ascontiguousarray(np.asarray(array).T)
+    raise ValueError(f"layout: expected '{rows},4H' or '4H,{rows}', got {layout!r}")
+
+
+def split_peepholes(peephole) -> dict[str, np.ndarray]:
+    """The reference's (3, H) peephole array by gate letter (its rows are ordered i, f, o)."""
+    return {g: np.asarray(peephole)[REFERENCE_PEEPHOLE_ORDER.index(g)].copy() for g in REFERENCE_PEEPHOLE_ORDER}
+
+
+def join_peepholes(by_gate: dict) -> np.ndarray:
+    """Inverse of :func:`split_peepholes`: a (3, H) array with rows ordered i, f, o."""
+    missing = [g for g in REFERENCE_PEEPHOLE_ORDER if by_gate.get(g) is None]
+    if missing:
+        raise ValueError(f"peepholes: expected the gates {list(REFERENCE_PEEPHOLE_ORDER)}, missing {missing}")
+    return np.stack([np.asarray(by_gate[g]) for g in REFERENCE_PEEPHOLE_ORDER])
+
+
 def split_fused_kernel(fused, input_size: int):
     """TF LSTMCell's kernel (D + H, 4H), applied to concat([x, h]), -> (kernel (D, 4H), recurrent (H, 4H))."""
     fused = np.asarray(fused)
@@ -65,83 +131,6 @@ def join_fused_kernel(kernel, recurrent_kernel) -> np.ndarray:
         raise ValueError(f"recurrent_kernel: expected shape (H, {np.shape(kernel)[-1]}) matching kernel "
                          f"{kernel.shape}, got {recurrent_kernel.shape}")
     return np.concatenate([kernel, recurrent_kernel], axis=0)
-
-
-def to_torch(params: LSTMParams, gate_order: str) -> dict[str, np.ndarray]:
-    """torch.nn.LSTM layer parameters (suffix-free names): weight_ih (4H, D), weight_hh (4H, P),
-    bias_ih, bias_hh (4H,) in torch's order (ifgo), and weight_hr (P, H) with projection.
-    Missing biases become zeros (nn.LSTM(bias=True) always has both)."""
-    p = permute_params(params, gate_order, "torch")
-    four_h = np.shape(p.kernel)[1]
-    zeros = np.zeros(four_h, dtype=np.asarray(p.kernel).dtype)
-    out = {
-        "weight_ih": np.ascontiguousarray(np.asarray(p.kernel).T),
-        "weight_hh": np.ascontiguousarray(np.asarray(p.recurrent_kernel).T),
-        "bias_ih": zeros.copy() if p.bias is None else np.array(p.bias),
-        "bias_hh": zeros.copy() if p.recurrent_bias is None else np.array(p.recurrent_bias),
-    }
-    if p.projection is not None:
-        out["weight_hr"] = np.ascontiguousarray(np.asarray(p.projection).T)
-    return out
-
-
-def from_torch(weights: dict, gate_order: str) -> LSTMParams:
-    """Inverse of :func:`to_torch`: reference params packed in ``gate_order``."""
-    projection = weights.get("weight_hr")
-    params = LSTMParams(
-        kernel=np.asarray(weights["weight_ih"]).T.copy(),
-        recurrent_kernel=np.asarray(weights["weight_hh"]).T.copy(),
-        bias=None if weights.get("bias_ih") is None else np.array(weights["bias_ih"]),
-        recurrent_bias=None if weights.get("bias_hh") is None else np.array(weights["bias_hh"]),
-        projection=None if projection is None else np.asarray(projection).T.copy(),
-    )
-    return permute_params(params, "torch", gate_order)
-
-
-def peephole_to_onnx(peephole) -> np.ndarray:
-    """Reference peepholes (3, H) ordered i, f, o -> ONNX P (3H,) ordered i, o, f."""
-    peephole = np.asarray(peephole)
-    rows = [peephole[REFERENCE_PEEPHOLE_ORDER.index(g)] for g in ONNX_PEEPHOLE_ORDER]
-    return np.concatenate(rows)
-
-
-def peephole_from_onnx(p) -> np.ndarray:
-    """ONNX P (3H,) ordered i, o, f -> reference peepholes (3, H) ordered i, f, o."""
-    blocks = np.split(np.asarray(p), 3)
-    return np.stack([blocks[ONNX_PEEPHOLE_ORDER.index(g)] for g in REFERENCE_PEEPHOLE_ORDER])
-
-
-def to_onnx(params: LSTMParams, gate_order: str) -> dict[str, np.ndarray]:
-    """One direction of the ONNX LSTM inputs: W (4H, D), R (4H, H), B (8H,) = [Wb, Rb], and
-    P (3H,) when there are peepholes; gate order iofg.  Stack directions on a new axis 0."""
-    p = permute_params(params, gate_order, "onnx")
-    four_h = np.shape(p.kernel)[1]
-    zeros = np.zeros(four_h, dtype=np.asarray(p.kernel).dtype)
-    wb = zeros if p.bias is None else np.asarray(p.bias)
-    rb = zeros if p.recurrent_bias is None else np.asarray(p.recurrent_bias)
-    out = {
-        "W": np.ascontiguousarray(np.asarray(p.kernel).T),
-        "R": np.ascontiguousarray(np.asarray(p.recurrent_kernel).T),
-        "B": np.concatenate([wb, rb]),
-    }
-    if p.peephole is not None:
-        out["P"] = peephole_to_onnx(p.peephole)
-    return out
-
-
-def from_onnx(weights: dict, gate_order: str) -> LSTMParams:
-    """Inverse of :func:`to_onnx` (one direction)."""
-    b = weights.get("B")
-    wb, rb = (None, None) if b is None else np.split(np.asarray(b), 2)
-    p = weights.get("P")
-    params = LSTMParams(
-        kernel=np.asarray(weights["W"]).T.copy(),
-        recurrent_kernel=np.asarray(weights["R"]).T.copy(),
-        bias=None if wb is None else wb.copy(),
-        recurrent_bias=None if rb is None else rb.copy(),
-        peephole=None if p is None else peephole_from_onnx(p),
-    )
-    return permute_params(params, "onnx", gate_order)
 
 
 def split_gates(array, gate_order: str, *, axis: int = -1) -> dict[str, np.ndarray]:

@@ -1,5 +1,5 @@
 """Tests of the harness itself: Hypothesis profile from HYPOTHESIS_PROFILE (dev, ci, thorough)."""
 
-from conformance import hypothesis_profiles
+from conformance.harness import profiles as hypothesis_profiles
 
 hypothesis_profiles.load()

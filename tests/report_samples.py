@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from conformance.harness.results import FORMAT
+
 PROPERTIES = ("forward_parity", "initial_state", "lengths", "long_sequence", "peepholes", "cell_clip",
               "dtype_float64", "gradients")
 TOL32 = {"rtol": 1e-4, "atol": 2e-5}
@@ -15,8 +17,9 @@ TOL32 = {"rtol": 1e-4, "atol": 2e-5}
 
 def _row(name, status, max_abs=0.0, steps=0, message="", examples=25, seconds=0.5, tol=TOL32):
     row = {"property": name, "status": status, "examples": examples if status != "unsupported" else 0,
-           "max_abs_error": max_abs, "max_rel_error": max_abs * 3, "seconds": seconds, "tolerance": tol,
-           "loosened": [], "max_abs_error_by_step": []}
+           "unsupported_examples": 0, "known_issue_examples": 0,
+           "max_abs_error": max_abs, "max_rel_error": max_abs * 3, "tolerance_ratio": max_abs / tol["atol"],
+           "seconds": seconds, "tolerance": tol, "loosened": [], "max_abs_error_by_step": []}
     if steps:
         rng = np.random.default_rng(steps)
         growth = np.linspace(0.05, 1.0, steps)
@@ -29,7 +32,7 @@ def _row(name, status, max_abs=0.0, steps=0, message="", examples=25, seconds=0.
 
 def backend_doc(backend, framework, version, rows, fixtures=()):
     return {
-        "backend": backend, "framework": framework, "framework_version": version,
+        "format": FORMAT, "backend": backend, "framework": framework, "framework_version": version,
         "adapter": {"name": backend, "framework": framework, "version": version, "api": f"{framework}.LSTM",
                     "native_gate_order": "ifgo"},
         "hypothesis_profile": "ci", "python": "3.11.7", "platform": "Linux", "finished": "2026-01-01T00:00:00",

@@ -22,7 +22,6 @@ from unittest import mock
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 
 from reference import LSTMParams, LSTMSpec, lstm_backward, lstm_forward
 import reference.backward as backward_module

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 import native_mutants as nm
-from conformance.check import check
 from conformance.cli import main
-from conformance.native import Convention, reference_callable
+from conformance.harness.properties import PROPERTIES
+from conformance.tools.check import check
+from adapters.callable_adapter import Convention, reference_callable
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "numpy_lstm.py"
@@ -33,10 +34,18 @@ def test_conforming_callables_pass(fn, conv, dtype):
     if conv is None:
         conv = _convention_of(fn)
     report = check(fn, conv, max_examples=FEW, dtype=dtype)
-    assert report.ok, "\n".join(p.message for p in report.properties)
-    assert [p.name for p in report.properties] == ["forward_parity", "initial_state", "long_sequence",
-                                                   "streaming", "step_by_step"]
-    assert all(p.examples == FEW for p in report.properties)
+    assert report.ok, "\n".join(r.get("message", "") for r in report.rows)
+    expected = set(BARE) | ({f"dtype_{dtype}"} if dtype != "float32" else set())
+    if conv.recurrent_activation != "sigmoid":
+        expected.add(conv.recurrent_activation)
+    assert {r["property"] for r in report.rows} == expected
+    assert all(r["examples"] == FEW for r in report.rows)
+    assert set(report.not_applicable) == set(PROPERTIES) - expected
+
+
+#: The suite's properties a bare callable (one forward layer, sigmoid, tanh, float32) expresses.
+BARE = ("forward_parity", "initial_state", "state_transfer", "step_by_step", "streaming", "forget_bias",
+        "recurrent_bias", "long_sequence", "option_combinations")
 
 
 def _convention_of(fn):
@@ -49,9 +58,9 @@ def _convention_of(fn):
 CAUGHT_BY = {
     "swapped_gates": (["forward_parity"], "first diverging time step: t=0"),
     "forget_bias_dropped": (["forward_parity", "initial_state"], "counterexample: B=1"),
-    "state_not_carried": (["forward_parity", "initial_state", "streaming"], "first diverging time step: t=1"),
+    "state_not_carried": (["forward_parity", "initial_state", "streaming"], "first diverging time step: t="),
     "h_not_carried": (["forward_parity", "initial_state"], "first diverging time step: t=1"),
-    "cell_clip_3": (["initial_state", "long_sequence"], "c_T"),
+    "cell_clip_3": (["initial_state", "long_sequence"], "final[0].c"),
     "clip_at_wrong_place": (["initial_state", "long_sequence"], "first diverging time step"),
     "hard_sigmoid_keras2": (["forward_parity"], "max abs err"),
     "nan_at_step_2": (["forward_parity"], "NaN positions differ"),
@@ -64,16 +73,16 @@ def test_mutants_are_caught(name):
     fn, what = nm.MUTANTS[name]
     properties, text = CAUGHT_BY[name]
     report = check(fn, TF1, max_examples=60, only=properties)
-    failed = [p for p in report.properties if p.status == "fail"]
+    failed = [r for r in report.rows if r["status"] == "fail"]
     assert len(failed) == len(properties), f"{name} ({what}) was not caught by " + str(
-        [p.name for p in report.properties if p.status == "pass"])
-    assert all(text in p.message for p in failed), failed[0].message
+        [r["property"] for r in report.rows if r["status"] == "pass"])
+    assert all(text in r["message"] for r in failed), failed[0]["message"]
 
 
 def test_right_at_first_step_wrong_after_is_minimal():
     """The counterexample is shrunk to the smallest case: one row, two steps, one unit."""
     report = check(nm.MUTANTS["state_not_carried"][0], TF1, max_examples=60, only=["forward_parity"])
-    message = report.properties[0].message
+    message = report.rows[0]["message"]
     assert "B=1, T=2, D=1, H=1" in message
     assert "max abs error of y by time step: t=0: 0, t=1:" in message
     assert "values (native packing, as passed to the callable)" in message
@@ -94,15 +103,15 @@ def test_wrong_claim_is_caught():
 
 def test_contract_violations_are_failures():
     report = check(nm.wrong_shapes, TF1, max_examples=5, only=["forward_parity"])
-    assert not report.ok and "expected shape" in report.properties[0].message
+    assert not report.ok and "expected shape" in report.rows[0]["message"]
     report = check(nm.two_results, TF1, max_examples=5, only=["forward_parity"])
-    assert not report.ok and "returned 2 values" in report.properties[0].message
+    assert not report.ok and "returned 2 values" in report.rows[0]["message"]
 
 
 def test_same_seed_same_counterexample():
     fn = nm.MUTANTS["cell_clip_3"][0]
-    first = check(fn, TF1, max_examples=20, seed=7, only=["forward_parity"]).properties[0].message
-    again = check(fn, TF1, max_examples=20, seed=7, only=["forward_parity"]).properties[0].message
+    first = check(fn, TF1, max_examples=20, seed=7, only=["forward_parity"]).rows[0]["message"]
+    again = check(fn, TF1, max_examples=20, seed=7, only=["forward_parity"]).rows[0]["message"]
     assert first == again and "counterexample" in first
 
 
@@ -126,8 +135,8 @@ def test_cli_json(capsys):
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and data["conforms"] is True
     assert data["convention"]["gate_order"] == "ifgo"
-    assert set(data["properties"]) == {"forward_parity", "initial_state", "long_sequence", "streaming",
-                                       "step_by_step"}
+    assert set(data["properties"]) == set(BARE)
+    assert data["properties"]["forward_parity"]["status"] == "pass"  # the suite's result row
 
 
 def test_cli_usage_errors_exit_3():

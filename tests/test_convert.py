@@ -10,7 +10,8 @@ import zlib
 import numpy as np
 import pytest
 
-from conformance import convert as cv
+from adapters.packings import PACKINGS
+from conformance.tools import convert as cv
 from conformance.cli import main
 from reference import LSTMParams, LSTMSpec, lstm_forward, lstm_stack
 
@@ -40,7 +41,7 @@ def _params(rng, d=D, h=H, *, two_biases=False, peepholes=False, projection=Fals
 
 def native_run(framework: str, w: dict, x, *, forget_bias=1.0):
     """The reference run with ``framework``'s convention on its single-layer forward arrays."""
-    spec = dict(gate_order=cv.GATE_ORDERS[framework])
+    spec = dict(gate_order=PACKINGS[framework].gate_order)
     if framework == "torch":
         params = dict(kernel=w["weight_ih_l0"].T, recurrent_kernel=w["weight_hh_l0"].T,
                       bias=w["bias_ih_l0"], recurrent_bias=w["bias_hh_l0"])
@@ -82,7 +83,7 @@ def native_run(framework: str, w: dict, x, *, forget_bias=1.0):
 
 
 def _holds(framework, feature):
-    return feature in cv.HOLDS[framework]
+    return feature in PACKINGS[framework].holds
 
 
 @pytest.mark.parametrize("src, dst", list(itertools.product(FRAMEWORKS, FRAMEWORKS)))

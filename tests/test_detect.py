@@ -15,8 +15,8 @@ import pytest
 
 import native_mutants as nm
 from conformance.cli import main
-from conformance.detect import LAYOUT_PAIRS, detect
-from conformance.native import Convention, reference_callable
+from conformance.tools.detect import LAYOUT_PAIRS, detect
+from adapters.callable_adapter import Convention, reference_callable
 from reference import ALL_GATE_ORDERS
 from reference.activations import RECURRENT_ACTIVATIONS
 
@@ -110,7 +110,7 @@ def test_full_grid():
     ("torch_lstm", "ifgo", ("4H,D", "4H,H"), 0.0),
 ])
 def test_examples(name, order, layouts, fb):
-    from conformance.native import load_callable
+    from conformance.tools.native import load_callable
 
     result = detect(load_callable(f"{EXAMPLES}:{name}"))
     _assert_found(result, Convention(order, *layouts, fb, "sigmoid"))
@@ -203,7 +203,7 @@ def test_cli_exit_codes(capsys):
 
 
 def test_buggy_examples_are_explained():
-    from conformance.native import load_callable
+    from conformance.tools.native import load_callable
 
     buggy = ROOT / "examples" / "buggy_lstm.py"
     ported = detect(load_callable(f"{buggy}:ported_tf_lstm"))

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import fixtures as golden
+from conformance.golden import drift, store as golden
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures"
@@ -199,40 +199,25 @@ def test_npz_writer_is_loadable_by_numpy_and_byte_stable(tmp_path):
         np.testing.assert_array_equal(data["b"], arrays["b"])
 
 
-def test_requirements_name_what_is_missing():
-    from adapters.base import Capabilities
-
-    case = golden.load("all_options_reverse_lengths")
-    lacking = golden.requirements(case, Capabilities())
-    for feature in ("initial_state", "forget_bias", "recurrent_bias", "peepholes", "cell_clip",
-                    "gate_clip", "projection", "proj_clip", "lengths", "reverse"):
-        assert f"feature {feature!r}" in lacking
-    caps = Capabilities(features=frozenset({"lengths"}), length_semantics="zeros")
-    assert golden.requirements(golden.load("lengths_repeat"), caps) == [
-        "feature 'initial_state'", "length_semantics 'repeat' (declares 'zeros' for direction 'forward')"]
-    assert golden.requirements(golden.load("float64_moderate"), Capabilities(features=frozenset({"initial_state"}))) \
-        == ["dtype 'float64'"]
-
-
 def test_drift_between_recordings(tmp_path):
     from adapters.base import Output
-    from conformance.tolerances import Tolerance
+    from conformance.harness.tolerances import Tolerance
 
     case = golden.load("t1_single_step")
     tol = Tolerance(rtol=1e-4, atol=2e-5)
     out = case.expected_for("aligned")
-    golden.record_output(tmp_path, "demo", "1.0", case, out, tol)
+    drift.record_output(tmp_path, "demo", "1.0", case, out, tol)
     moved = Output(out.y + 1e-6, out.final)
-    rows = golden.drift_against(tmp_path, "demo", "2.0", case, golden.output_arrays(moved), tol)
+    rows = drift.drift_against(tmp_path, "demo", "2.0", case, drift.output_arrays(moved), tol)
     assert len(rows) == 1 and rows[0].from_version == "1.0" and not rows[0].beyond_tolerance
     assert rows[0].max_abs == pytest.approx(1e-6) and 0 < rows[0].ratio < 1
     far = Output(out.y + 1e-3, out.final)
-    rows = golden.drift_against(tmp_path, "demo", "2.0", case, golden.output_arrays(far), tol)
+    rows = drift.drift_against(tmp_path, "demo", "2.0", case, drift.output_arrays(far), tol)
     assert rows[0].beyond_tolerance
-    assert "BEYOND TOLERANCE" in "\n".join(golden.drift_table(rows))
+    assert "BEYOND TOLERANCE" in "\n".join(drift.drift_table(rows))
     # The same version is not a drift; another fixture digest is not compared.
-    assert golden.drift_against(tmp_path, "demo", "1.0", case, golden.output_arrays(far), tol) == []
+    assert drift.drift_against(tmp_path, "demo", "1.0", case, drift.output_arrays(far), tol) == []
     case.digest = "0" * 64
-    rows = golden.drift_against(tmp_path, "demo", "2.0", case, golden.output_arrays(far), tol)
+    rows = drift.drift_against(tmp_path, "demo", "2.0", case, drift.output_arrays(far), tol)
     assert "not compared" in rows[0].note and not rows[0].beyond_tolerance
     assert json.loads(json.dumps(rows[0].to_dict(), allow_nan=False))["ratio"] is None

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.worker_protocol import MAGIC, ProtocolError, encode_frame, read_frame_from
-from conformance import fixtures
-from conformance.fixtures import FixtureError, case_from_arrays, load_npz
+from conformance.golden import store as fixtures
+from conformance.golden.store import FixtureError, case_from_arrays, load_npz
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FUZZ_FILES = settings(FUZZ, max_examples=60)

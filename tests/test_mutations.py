@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from adapters import load_adapter
-from conformance.mutants import CATCHES, MUTATIONS, applicable
-from conformance.mutation_check import caught
-from conformance.properties import PROPERTIES, run_property
+from conformance.harness.mutants import CATCHES, MUTATIONS, applicable
+from conformance.harness.mutation_check import caught
+from conformance.harness.engine import run_property
+from conformance.harness.properties import PROPERTIES
 
 PAIRS = [(p, m) for p, ms in sorted(CATCHES.items()) for m in ms]
 
@@ -31,7 +32,7 @@ def test_property_catches_mutant(reference_adapter, property_name, mutation):
     assert ok, f"property {property_name!r} did not catch the mutant {mutation!r}"
     # The report is the one users read: it must locate the error.
     assert "max abs err" in report or "shape" in report or "missing" in report
-    assert "reproduce:" in report
+    assert "rerun: " in report and "counterexample: " in report
 
 
 @pytest.mark.parametrize("property_name", sorted(CATCHES))

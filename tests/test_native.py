@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import native_mutants as nm
-from conformance.native import Convention, NativeError, call_native, load_callable, pack, reference_callable
+from adapters.callable_adapter import Convention, NativeError, call_native, pack, reference_callable
+from conformance.tools.native import load_callable
 from reference import LSTMParams, LSTMSpec, lstm_forward
 
 ROOT = Path(__file__).resolve().parents[1]

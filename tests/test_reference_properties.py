@@ -21,6 +21,7 @@ from hypothesis import assume, find, given, settings
 from hypothesis import strategies as st
 
 from reference import ALL_GATE_ORDERS, LSTMParams, LSTMSpec, lstm_forward, lstm_step
+from adapters.packings import PACKINGS
 from reference import layout
 from reference.gates import gate_block, permute_gates
 
@@ -652,14 +653,30 @@ def test_fused_kernel_roundtrip(pair):
     check_fused_kernel_roundtrip(layout.split_fused_kernel, layout.join_fused_kernel, pair[0])
 
 
+def to_torch(params, order):
+    return PACKINGS["torch"].to_native(params, order)
+
+
+def from_torch(arrays, order):
+    return PACKINGS["torch"].from_native(arrays, order)
+
+
+def to_onnx(params, order):
+    return PACKINGS["onnx"].to_native(params, order)
+
+
+def from_onnx(arrays, order):
+    return PACKINGS["onnx"].from_native(arrays, order)
+
+
 @given(layout_params())
 def test_torch_roundtrip(pair):
-    check_torch_roundtrip(layout.to_torch, layout.from_torch, *pair)
+    check_torch_roundtrip(to_torch, from_torch, *pair)
 
 
 @given(layout_params())
 def test_onnx_roundtrip(pair):
-    check_onnx_roundtrip(layout.to_onnx, layout.from_onnx, *pair)
+    check_onnx_roundtrip(to_onnx, from_onnx, *pair)
 
 
 @given(layout_params(), st.sampled_from(["kernel", "recurrent_kernel"]))
@@ -685,14 +702,14 @@ def test_fold_biases(case):
 
 
 def to_onnx_peepholes_in_reference_order(params, order):
-    out = layout.to_onnx(params, order)
+    out = to_onnx(params, order)
     if params.peephole is not None:
         out["P"] = np.concatenate(list(params.peephole))  # i, f, o: not ONNX's i, o, f
     return out
 
 
 def to_torch_without_permuting(params, order):
-    out = layout.to_torch(params, order)
+    out = to_torch(params, order)
     out["weight_ih"] = np.ascontiguousarray(np.asarray(params.kernel).T)
     return out
 
@@ -736,16 +753,16 @@ def test_fused_kernel_roundtrip_catches_a_wrong_split():
 
 def test_torch_roundtrip_catches_a_missing_permutation():
     params = _layout_params()
-    check_torch_roundtrip(layout.to_torch, layout.from_torch, params, "tf")
+    check_torch_roundtrip(to_torch, from_torch, params, "tf")
     with pytest.raises(AssertionError):
-        check_torch_roundtrip(to_torch_without_permuting, layout.from_torch, params, "tf")
+        check_torch_roundtrip(to_torch_without_permuting, from_torch, params, "tf")
 
 
 def test_onnx_roundtrip_catches_peepholes_in_the_wrong_order():
     params = _layout_params()
-    check_onnx_roundtrip(layout.to_onnx, layout.from_onnx, params, "ifgo")
+    check_onnx_roundtrip(to_onnx, from_onnx, params, "ifgo")
     with pytest.raises(AssertionError):
-        check_onnx_roundtrip(to_onnx_peepholes_in_reference_order, layout.from_onnx, params, "ifgo")
+        check_onnx_roundtrip(to_onnx_peepholes_in_reference_order, from_onnx, params, "ifgo")
 
 
 def test_split_gates_catches_ignoring_the_order():

@@ -13,12 +13,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
-import pytest
 import report_samples
 
-from conformance import fixtures as golden
-from conformance import report
-from conformance.tolerances import Tolerance
+from conformance.golden import drift, store as golden
+from conformance.cli import main as cli_main
+from conformance.harness.results import ratio_of
+from conformance.tools import report
+from conformance.harness.tolerances import Tolerance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +28,7 @@ def run_report(*args) -> tuple[int, str]:
     """``python -m conformance report ARGS`` in this process: (exit status, stdout + stderr)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = report.main([str(a) for a in args])
+        code = cli_main(["report"] + [str(a) for a in args])
     return code, out.getvalue() + err.getvalue()
 
 
@@ -59,7 +60,6 @@ class Elements(HTMLParser):
 
 def test_terminal_markdown_html(tmp_path):
     results = report_samples.write_results(tmp_path / "results")
-    (results / "notes.json").write_text(json.dumps({"not": "a result file"}))
     code, out = run_report(results, "--markdown", tmp_path / "m.md", "--html", tmp_path / "r.html", "--width", "100")
     assert code == 0, out
     lines = out.splitlines()
@@ -71,7 +71,6 @@ def test_terminal_markdown_html(tmp_path):
     assert next(line for line in lines if line.startswith("cell_clip "))[col["alpha"]:col["alpha"] + 5].strip() == "X"
     assert next(line for line in lines if line.startswith("peepholes "))[col["alpha"]:col["alpha"] + 5].strip() == "U"
     assert "P pass" in out and "X expected failure" in out and "U unsupported" in out
-    assert "notes.json: skipped, not a result file" in out
     assert "alpha (alphaflow 1.2.0): 4 pass, 1 fail, 2 unsupported, 1 known issues" in out
     md = (tmp_path / "m.md").read_text()
     assert "| property | alpha | beta-lstm | reference |" in md
@@ -88,11 +87,27 @@ def test_terminal_markdown_html(tmp_path):
     assert page.count('<g class="series"') == 6  # 3 backends x 2 plots
 
 
+def test_a_file_that_is_not_a_result_file_is_an_error(tmp_path):
+    """Result files have one reader: a file it cannot read (not JSON, another format version, a
+    missing key) stops the report with a message naming the file, never a silent skip."""
+    results = report_samples.write_results(tmp_path / "results")
+    (results / "notes.json").write_text(json.dumps({"not": "a result file"}))
+    code, out = run_report(results)
+    assert code != 0 and "notes.json: result file format None, this version of the harness reads format" in out
+    doc = report_samples.sample_docs()[0]
+    del doc["properties"][0]["tolerance_ratio"]
+    (results / "notes.json").write_text(json.dumps(doc))
+    code, out = run_report(results)
+    assert code != 0 and "notes.json: properties[0]: missing ['tolerance_ratio']" in out
+    (results / "notes.json").write_text("{truncated")
+    code, out = run_report(results)
+    assert code != 0 and "notes.json: not a readable JSON result file" in out
+
+
 def test_error_ratio_and_colours():
-    assert report.error_ratio({"tolerance_ratio": 0.25}) == 0.25
-    assert report.error_ratio({"max_abs_error": 2e-6, "max_rel_error": 1e-4,
-                               "tolerance": {"rtol": 1e-4, "atol": 2e-5}}) == pytest.approx(0.1)
-    assert report.error_ratio({"status": "unsupported"}) is None
+    assert ratio_of({"tolerance_ratio": 0.25, "examples": 1}) == 0.25
+    assert ratio_of({"tolerance_ratio": "inf", "examples": 3}) == float("inf")
+    assert ratio_of({"status": "unsupported", "examples": 0, "tolerance_ratio": 0.0}) is None
     light, dark = report._status_fill("pass", 1e-5), report._status_fill("pass", 1.0)
     assert light != dark and "140" in light and report._status_fill("fail", 2.0).startswith("hsl(0,")
 
@@ -135,15 +150,15 @@ def test_drift_beyond_tolerance_is_exit_1(tmp_path):
     out = case.expected_for("aligned")
     docs = [report_samples.backend_doc("alpha", "alphaflow", "1.2.0", [report_samples._row("forward_parity", "pass")])]
     baseline = report_samples.write_results(tmp_path / "baseline", docs)
-    golden.record_output(baseline / "fixture-outputs", "alpha", "1.1.0", case, out, tol)
+    drift.record_output(baseline / "fixture-outputs", "alpha", "1.1.0", case, out, tol)
     docs[0]["framework_version"] = "1.3.0"
     current = report_samples.write_results(tmp_path / "current", docs)
     from adapters.base import Output
 
-    golden.record_output(current / "fixture-outputs", "alpha", "1.3.0", case, Output(out.y + 1e-6, out.final), tol)
+    drift.record_output(current / "fixture-outputs", "alpha", "1.3.0", case, Output(out.y + 1e-6, out.final), tol)
     code, text = run_report(current, "--baseline", baseline)
     assert code == 0, text
-    golden.record_output(current / "fixture-outputs", "alpha", "1.3.0", case, Output(out.y + 1e-2, out.final), tol)
+    drift.record_output(current / "fixture-outputs", "alpha", "1.3.0", case, Output(out.y + 1e-2, out.final), tol)
     code, text = run_report(current, "--baseline", baseline)
     assert code == 1, text
     assert "alpha golden fixture t1_single_step: drift: outputs of 1.3.0 differ from the baseline's 1.1.0" in text
@@ -152,7 +167,7 @@ def test_drift_beyond_tolerance_is_exit_1(tmp_path):
 def test_save_baseline(tmp_path):
     results = report_samples.write_results(tmp_path / "results")
     case = golden.load("t1_single_step")
-    golden.record_output(results / "fixture-outputs", "alpha", "1.2.0", case, case.expected_for(),
+    drift.record_output(results / "fixture-outputs", "alpha", "1.2.0", case, case.expected_for(),
                          Tolerance(**report_samples.TOL32))
     code, out = run_report(results, "--save-baseline", tmp_path / "base")
     assert code == 0, out
@@ -164,12 +179,12 @@ def test_save_baseline(tmp_path):
 
 def test_checked_in_baseline_is_a_results_directory():
     baseline = ROOT / "fixtures" / "baseline-results"
-    results, notes = report.load_results(baseline)
-    assert "reference" in {r.backend for r in results} and not notes
+    results = report.load_results(baseline)
+    assert "reference" in {r.backend for r in results}
     ref = next(r for r in results if r.backend == "reference")
     assert all(row["status"] in ("pass", "unsupported") for row in ref.properties.values())
     assert ref.fixtures and all(row["status"] in ("pass", "unsupported") for row in ref.fixtures.values())
-    recorded = golden.recording_dir(baseline / "fixture-outputs", "reference", ref.version)
+    recorded = drift.recording_dir(baseline / "fixture-outputs", "reference", ref.version)
     assert len(list(recorded.glob("*.npz"))) == sum(r["status"] == "pass" for r in ref.fixtures.values())
     for path in recorded.glob("*.npz"):
         arrays = golden.load_npz(path)

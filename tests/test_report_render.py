@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import report_samples
 
-from conformance import report
+from conformance.cli import main as cli_main
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 WIDTH, HEIGHT = 1280, 1300
@@ -94,7 +94,7 @@ def page(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("report")
     results = report_samples.write_results(tmp / "results")
     path = tmp / "report.html"
-    assert report.main([str(results), "--html", str(path)]) == 0
+    assert cli_main(["report", str(results), "--html", str(path)]) == 0
     return path
 
 

@@ -14,7 +14,6 @@ goes on, and the crash becomes a "fail" row here.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -23,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance import hypothesis_profiles
+from conformance.harness import profiles
+from conformance.harness.results import ResultFile, Stats, write_result_file
 
 UNSUPPORTED = "UNSUPPORTED: "
 ROW = "lstm_conformance_row"
@@ -47,8 +47,7 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    profile = hypothesis_profiles.load()
-    config._lstm_profile = profile
+    config._lstm_profile = profiles.load()
 
 
 def pytest_generate_tests(metafunc):
@@ -76,18 +75,12 @@ def pytest_runtest_setup(item):
     _current_item = item
 
 
-def record(adapter, property_name: str, status: str, stats=None, message: str = "", *,
+def record(adapter, property_name: str, status: str, stats: Stats | None = None, message: str = "", *,
            section: str = "properties", extra: dict | None = None) -> None:
-    """Attach a result row to the running test's report (see the module docstring).  ``section``
-    is the list of the result file it goes to ("properties", or "fixtures" for golden cases);
-    ``extra`` adds JSON-ready fields to the row."""
-    row = {"property": property_name, "status": status}
-    if stats is not None:
-        row.update(stats.to_dict())
-    if extra:
-        row.update(extra)
-    if message:
-        row["message"] = message[:4000]
+    """Attach a result row (``results.Stats.row``) to the running test's report (see the module
+    docstring).  ``section`` is the list of the result file it goes to ("properties", or
+    "fixtures" for golden cases); ``extra`` adds JSON-ready fields to the row."""
+    row = (stats or Stats()).row(property_name, status, message, **(extra or {}))
     described = getattr(adapter, "_described", None) or adapter.describe()
     if _current_item is not None:
         _current_item.user_properties.append((ROW, {"adapter": described, "row": row, "section": section}))
@@ -111,10 +104,9 @@ def pytest_runtest_logreport(report):
             # No row: the process died (xdist: "worker crashed", a timeout) or setup failed.
             param = report.nodeid.split(test, 1)[1].rstrip("]")
             requested, _, property_name = param.rpartition("-")
-            _orphans.setdefault(requested, []).append({
-                "property": property_name, "status": "fail", "section": section,
-                "message": f"no result: the test process failed ({report.when}): "
-                           f"{str(report.longrepr)[-3000:]}"})
+            _orphans.setdefault(requested, []).append(dict(Stats().row(
+                property_name, "fail", f"no result: the test process failed ({report.when}): "
+                                       f"{str(report.longrepr)[-3000:]}"), section=section))
 
 
 def _attach_orphans():
@@ -144,12 +136,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     drift = [d for entry in _results.values() for row in entry.get("fixtures", {}).values()
              for d in row.get("drift", [])]
     if drift:
-        from conformance.fixtures import Drift, drift_table
+        from conformance.golden.drift import Drift, drift_table
 
         terminalreporter.write_sep("-", f"golden fixtures: drift of the outputs from other framework versions "
                                         f"({sum(d['beyond_tolerance'] for d in drift)} beyond tolerance)")
-        rows = [Drift(**{k: (float("nan") if v is None else float(v)) if k in ("max_abs", "ratio") else v
-                         for k, v in d.items() if k != "beyond_tolerance"}) for d in drift]
+        rows = [Drift.from_dict(d) for d in drift]
         for line in drift_table(rows, identical=False):
             terminalreporter.write_line(line)
 
@@ -164,17 +155,10 @@ def pytest_sessionfinish(session, exitstatus):
     path = Path(out_dir)
     path.mkdir(parents=True, exist_ok=True)
     for name, entry in _results.items():
-        doc = {
-            "backend": name,
-            "framework": entry["adapter"]["framework"],
-            "framework_version": entry["adapter"]["version"],
-            "adapter": entry["adapter"],
-            "hypothesis_profile": session.config._lstm_profile,
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "properties": [entry["properties"][k] for k in sorted(entry["properties"])],
-        }
-        if entry.get("fixtures"):
-            doc["fixtures"] = [entry["fixtures"][k] for k in sorted(entry["fixtures"])]
-        (path / f"{name}.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        adapter = entry["adapter"]
+        write_result_file(path / f"{name}.json", ResultFile(
+            backend=name, framework=adapter["framework"], framework_version=adapter["version"],
+            adapter=adapter, hypothesis_profile=session.config._lstm_profile,
+            python=sys.version.split()[0], platform=platform.platform(),
+            finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), properties=entry["properties"],
+            fixtures=entry.get("fixtures", {})))

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from adapters import Unsupported
-from conformance.mutants import CATCHES, applicable
-from conformance.mutation_check import caught
-from conformance.properties import PROPERTIES
+from conformance.harness.mutants import CATCHES, applicable
+from conformance.harness.mutation_check import caught
+from conformance.harness.properties import PROPERTIES
 from conformance.suite.conftest import UNSUPPORTED
 
 PAIRS = [(p, m) for p, ms in sorted(CATCHES.items()) for m in ms]

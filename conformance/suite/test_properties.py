@@ -6,8 +6,11 @@ import pytest
 from hypothesis import Phase
 
 from adapters import Unsupported
-from conformance.known_issues import known_issue
-from conformance.properties import PROPERTIES, Mismatch, Stats, run_property
+from conformance.harness.engine import run_property
+from conformance.harness.known_issues import known_issue
+from conformance.harness.properties import PROPERTIES
+from conformance.harness.results import Stats
+from conformance.harness.verdict import Mismatch
 from conformance.suite.conftest import UNSUPPORTED, record
 
 

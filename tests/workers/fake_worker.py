@@ -1,6 +1,7 @@
-"""A worker without a framework, for the protocol tests: the framing and request handling of a
-real worker script (imported by path, named by argv[1]: cntk_worker or tf1_worker) plus ops that
-misbehave on purpose (raise, die, hang, write garbage, answer with a pickle)."""
+"""A worker without a framework, for the protocol tests: the framing and request handling every
+real worker script uses (adapters/workers/worker_framing.py, imported the way a worker script
+named by argv[1] imports it: cntk_worker or tf1_worker) plus ops that misbehave on purpose
+(raise, die, hang, write garbage, answer with a pickle)."""
 
 import importlib.util
 import io
@@ -15,13 +16,17 @@ WORKERS = os.path.join(HERE, os.pardir, os.pardir, "adapters", "workers")
 
 
 def load(name):
+    if WORKERS not in sys.path:  # as for a worker run as a script: its folder first on sys.path
+        sys.path.insert(0, WORKERS)
     spec = importlib.util.spec_from_file_location(name, os.path.join(WORKERS, name + ".py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-real = load(sys.argv[1] if len(sys.argv) > 1 else "cntk_worker")
+script = load(sys.argv[1] if len(sys.argv) > 1 else "cntk_worker")
+real = sys.modules["worker_framing"]  # the module the script's own serve() comes from
+assert script.serve is real.serve and script.UnsupportedCase is real.UnsupportedCase
 import numpy as np  # noqa: E402
 
 PROTO = {}

@@ -1,6 +1,7 @@
-"""The native-function contract: a user's own LSTM as a plain Python callable.
+"""The native-function contract: a user's own LSTM as a plain Python callable, and the adapter
+that holds it to the suite's properties (``python -m conformance check``).
 
-A user exposes their LSTM as a callable importable as ``module:attribute`` (or ``path/file.py:attr``)::
+A user exposes their LSTM as a callable::
 
     def my_lstm(x, h0, c0, kernel, recurrent_kernel, bias):
         # x (B, T, D) batch-major; h0, c0 (B, H); NumPy arrays in
@@ -10,22 +11,19 @@ A user exposes their LSTM as a callable importable as ``module:attribute`` (or `
 The packing of the weights is a :class:`Convention`: the gate order (a permutation of "ifgo"),
 the kernel layout ("D,4H" as Keras, TF and CNTK store it, or "4H,D" as PyTorch and ONNX do), the
 recurrent layout ("H,4H" or "4H,H"), a run-time forget bias added to the forget pre-activation on
-top of the bias (TF1 LSTMCell adds 1.0) and the recurrent activation of the i, f, o gates.
+top of the bias (TF1 LSTMCell adds 1.0), the recurrent activation of the i, f, o gates and the
+activation of the candidate and the cell output.  Its packing is an entry like every
+framework's (``adapters.packings.callable_packing``).
 
-:func:`load_callable` imports the callable, :func:`pack` turns reference parameters into the
-native arrays of a convention (through ``reference.layout`` only), and :func:`call_native` calls
-the callable with copies of the inputs and validates what it returns.  Anything the contract does
-not allow (an exception, a wrong number of results, a wrong shape, a non-numeric result) raises
-:class:`NativeError` with a message that says what was expected and what came back: nothing is
-silently a pass.  NaN where the reference has none is reported by the comparison
-(``conformance.compare``), which treats differing NaN positions as a failure.
+:func:`call_native` calls the callable with copies of the inputs and validates what it returns.
+Anything the contract does not allow (an exception, a wrong number of results, a wrong shape, a
+non-numeric result) raises :class:`NativeError` (a ``BrokenContract``: a failed example with its
+counterexample) with a message that says what was expected and what came back.  NaN where the
+reference has none is a failure of the comparison.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
 import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,12 +32,17 @@ from typing import Callable
 import numpy as np
 
 from reference import LSTMParams, LSTMSpec, lstm_forward
-from reference.activations import RECURRENT_ACTIVATIONS
-from reference.gates import GATE_ORDER_PRESETS, resolve_gate_order
-from reference.layout import fold_biases, fold_forget_bias, permute_params
+from reference.activations import ACTIVATIONS, RECURRENT_ACTIVATIONS
+from reference.gates import resolve_gate_order
+from reference.layout import orient
+
+from .base import Adapter, BrokenContract, Capabilities, Case, Output
+from .packings import Packing, callable_packing
 
 KERNEL_LAYOUTS = ("D,4H", "4H,D")
 RECURRENT_LAYOUTS = ("H,4H", "4H,H")
+#: The dtypes a callable can be checked in (arrays are passed in it; its tolerance row applies).
+DTYPES = ("float32", "float64", "float16")
 #: Layout spellings accepted on the command line, by canonical name.
 _LAYOUT_ALIASES = {
     "D,4H": "D,4H", "D4H": "D,4H", "(D,4H)": "D,4H", "ROWS": "D,4H",
@@ -49,7 +52,7 @@ _LAYOUT_ALIASES = {
 }
 
 
-class NativeError(AssertionError):
+class NativeError(BrokenContract):
     """The callable broke the native-function contract (raised, wrong results); the message says how."""
 
 
@@ -62,15 +65,22 @@ def normalize_layout(value: str, *, argument: str, allowed: tuple[str, ...]) -> 
     return canonical
 
 
+def format_number(value: float) -> str:
+    """Shortest round-tripping text of a float (1.0 -> "1", 0.5 -> "0.5")."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
 @dataclass(frozen=True)
 class Convention:
-    """How a native callable packs its weights and what it adds at run time."""
+    """How a native callable packs its weights and what it computes besides."""
 
     gate_order: str = "ifgo"
     kernel_layout: str = "D,4H"
     recurrent_layout: str = "H,4H"
     forget_bias: float = 0.0
     recurrent_activation: str = "sigmoid"
+    activation: str = "tanh"
 
     def __post_init__(self):
         object.__setattr__(self, "gate_order", resolve_gate_order(self.gate_order, argument="gate_order"))
@@ -81,136 +91,46 @@ class Convention:
         if self.recurrent_activation not in RECURRENT_ACTIVATIONS:
             raise ValueError(f"recurrent_activation: expected one of {sorted(RECURRENT_ACTIVATIONS)}, "
                              f"got {self.recurrent_activation!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
         # LSTMSpec validates the forget bias (a finite number) and stores it as a float.
         object.__setattr__(self, "forget_bias", self.spec().forget_bias)
 
     def spec(self) -> LSTMSpec:
         """The reference spec this convention computes (weights packed in ``gate_order``)."""
         return LSTMSpec(gate_order=self.gate_order, forget_bias=self.forget_bias,
-                        recurrent_activation=self.recurrent_activation)
+                        recurrent_activation=self.recurrent_activation, activation=self.activation)
+
+    def packing(self) -> Packing:
+        return callable_packing(self.gate_order, self.kernel_layout, self.recurrent_layout,
+                                forget_bias=self.forget_bias)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def describe(self) -> str:
-        return (f"gate order {self.gate_order}, kernel ({self.kernel_layout}), recurrent "
+        text = (f"gate order {self.gate_order}, kernel ({self.kernel_layout}), recurrent "
                 f"({self.recurrent_layout}), forget bias {self.forget_bias:.6g}, "
                 f"recurrent activation {self.recurrent_activation}")
+        return text + (f", activation {self.activation}" if self.activation != "tanh" else "")
 
     def cli_options(self) -> str:
         """The ``check`` options that claim this convention."""
-        return (f"--gate-order {self.gate_order} --kernel-layout {self.kernel_layout} "
+        text = (f"--gate-order {self.gate_order} --kernel-layout {self.kernel_layout} "
                 f"--recurrent-layout {self.recurrent_layout} --forget-bias "
                 f"{format_number(self.forget_bias)} --recurrent-activation {self.recurrent_activation}")
+        return text + (f" --activation {self.activation}" if self.activation != "tanh" else "")
 
-
-def usage_errors_exit(parser, status: int = 3) -> None:
-    """Make argparse usage errors of ``parser`` exit with ``status`` (detect's 2 means "ambiguous")."""
-
-    def error(message):
-        parser.print_usage(sys.stderr)
-        parser.exit(status, f"{parser.prog}: error: {message}\n")
-
-    parser.error = error
-
-
-def format_number(value: float) -> str:
-    """Shortest round-tripping text of a float (1.0 -> "1", 0.5 -> "0.5")."""
-    text = repr(float(value))
-    return text[:-2] if text.endswith(".0") else text
-
-
-def presets_with_order(order: str) -> list[str]:
-    """Names in GATE_ORDER_PRESETS whose order is ``order`` (which frameworks pack this way)."""
-    return [name for name, value in GATE_ORDER_PRESETS.items() if value == order]
-
-
-# ------------------------------------------------------------------------------------------
-# Loading
-
-def load_callable(target: str) -> Callable:
-    """Import ``module:attribute`` or ``path/to/file.py:attribute`` (the attribute may be dotted).
-
-    Raises ValueError with the reason when the target is malformed, cannot be imported, lacks the
-    attribute or is not callable.
-    """
-    if not isinstance(target, str) or ":" not in target:
-        raise ValueError(f"callable: expected MODULE:ATTRIBUTE or path/to/file.py:ATTRIBUTE, got {target!r}")
-    location, _, attribute = target.rpartition(":")
-    if not location or not attribute:
-        raise ValueError(f"callable: expected MODULE:ATTRIBUTE or path/to/file.py:ATTRIBUTE, got {target!r}")
-    if location.endswith(".py") or "/" in location or "\\" in location:
-        path = Path(location)
-        if not path.is_file():
-            raise ValueError(f"callable: expected an existing Python file before ':', got {location!r} "
-                             f"(no such file)")
-        name = "_lstm_native_" + "".join(ch if ch.isalnum() else "_" for ch in str(path.resolve()))
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise ValueError(f"callable: cannot import {location!r} as a Python module")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:
-            sys.modules.pop(name, None)
-            raise ValueError(f"callable: importing {location!r} failed: {type(exc).__name__}: {exc}") from exc
-    else:
-        if "" not in sys.path and str(Path.cwd()) not in sys.path:
-            sys.path.insert(0, str(Path.cwd()))
-        try:
-            module = importlib.import_module(location)
-        except Exception as exc:
-            raise ValueError(f"callable: importing module {location!r} failed: "
-                             f"{type(exc).__name__}: {exc}") from exc
-    obj = module
-    for part in attribute.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ValueError(f"callable: {location!r} has no attribute {attribute!r}") from None
-    if not callable(obj):
-        raise ValueError(f"callable: {target!r} is a {type(obj).__name__}, expected a callable "
-                         f"(x, h0, c0, kernel, recurrent_kernel, bias) -> (y, h_T, c_T)")
-    return obj
-
-
-# ------------------------------------------------------------------------------------------
-# Packing and calling
 
 def pack(params: LSTMParams, spec_order: str, convention: Convention, *, spec_forget_bias: float = 0.0,
          dtype="float64") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The native (kernel, recurrent_kernel, bias) of ``convention`` for reference ``params``
-    packed in ``spec_order`` and meant to compute with run-time forget bias ``spec_forget_bias``.
-
-    A second bias is summed into the one bias; a missing bias becomes zeros; the difference
-    between the wanted and the convention's run-time forget bias is folded into the bias.
-    """
-    native = permute_params(params, spec_order, convention.gate_order)
-    four_h = np.shape(native.kernel)[1]
-    bias = fold_biases(native.bias, native.recurrent_bias)
-    if bias is None:
-        bias = np.zeros(four_h)
-    shift = float(spec_forget_bias) - convention.forget_bias
-    if shift:
-        bias = fold_forget_bias(np.asarray(bias, np.float64), shift, convention.gate_order)
-    kernel = np.asarray(native.kernel)
-    recurrent = np.asarray(native.recurrent_kernel)
-    if convention.kernel_layout == "4H,D":
-        kernel = kernel.T
-    if convention.recurrent_layout == "4H,H":
-        recurrent = recurrent.T
-    return tuple(np.ascontiguousarray(a, dtype=dtype) for a in (kernel, recurrent, bias))
-
-
-def transpose_for(kernel: np.ndarray, recurrent: np.ndarray, kernel_layout: str,
-                  recurrent_layout: str) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical (D, 4H) and (H, 4H) arrays in the given layouts (a transpose or not)."""
-    if kernel_layout == "4H,D":
-        kernel = kernel.T
-    if recurrent_layout == "4H,H":
-        recurrent = recurrent.T
-    return np.ascontiguousarray(kernel), np.ascontiguousarray(recurrent)
+    packed in ``spec_order`` and meant to compute with run-time forget bias ``spec_forget_bias``:
+    a second bias is summed into the one bias, a missing bias becomes zeros, and the difference
+    between the wanted and the convention's run-time forget bias is folded into the bias."""
+    native = convention.packing().to_native(params, spec_order,
+                                            forget_bias=float(spec_forget_bias) - convention.forget_bias)
+    return tuple(np.ascontiguousarray(native[k], dtype=dtype) for k in ("kernel", "recurrent_kernel", "bias"))
 
 
 def _describe_exception(exc: BaseException) -> str:
@@ -274,12 +194,9 @@ def reference_callable(convention: Convention, *, output_dtype=None) -> Callable
     spec = convention.spec()
 
     def lstm(x, h0, c0, kernel, recurrent_kernel, bias):
-        kernel, recurrent_kernel = np.asarray(kernel), np.asarray(recurrent_kernel)
-        if convention.kernel_layout == "4H,D":
-            kernel = kernel.T
-        if convention.recurrent_layout == "4H,H":
-            recurrent_kernel = recurrent_kernel.T
-        params = LSTMParams(kernel=kernel, recurrent_kernel=recurrent_kernel, bias=np.asarray(bias))
+        params = LSTMParams(kernel=orient(kernel, convention.kernel_layout, rows="D"),
+                            recurrent_kernel=orient(recurrent_kernel, convention.recurrent_layout, rows="H"),
+                            bias=np.asarray(bias))
         y, (h, c) = lstm_forward(x, params, spec, (h0, c0))
         if output_dtype is not None:
             y, h, c = (a.astype(output_dtype) for a in (y, h, c))
@@ -288,3 +205,69 @@ def reference_callable(convention: Convention, *, output_dtype=None) -> Callable
     lstm.__name__ = f"reference_{convention.gate_order}"
     lstm.__doc__ = f"The reference LSTM as a native callable: {convention.describe()}."
     return lstm
+
+
+class CallableAdapter(Adapter):
+    """A user's LSTM callable in a claimed :class:`Convention`, as an adapter: the properties a
+    bare callable can express run on it (one forward layer with a given or zero state, any
+    forget bias and second bias, which the adapter folds into the one bias), in one dtype.
+
+    ``rerun``: the command a failure report ends with (``check`` sets it to itself, with the
+    seed); ``{property}`` in it is replaced by the property's name.
+    """
+
+    framework = "user code"
+    bias_convention = "one bias; a second bias and the difference of forget biases folded into it"
+
+    def __init__(self, fn: Callable, convention: Convention, *, dtype: str = "float32",
+                 name: str = "callable", rerun: str | None = None):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
+        self.fn = fn
+        self.convention = convention
+        self.dtype = dtype
+        self.name = name
+        self.rerun = rerun
+        self.api = f"{name} (the native-function contract: {convention.describe()})"
+        self.native_gate_order = convention.gate_order
+        self.weight_orientation = (f"kernel ({convention.kernel_layout}), recurrent_kernel "
+                                   f"({convention.recurrent_layout}), bias (4H,)")
+        self._packing = convention.packing()
+        self.capabilities = Capabilities(
+            dtypes=(dtype,), recurrent_activations=(convention.recurrent_activation,),
+            activations=(convention.activation,),
+            features=frozenset({"initial_state", "forget_bias", "recurrent_bias"}),
+            why_not={f: "a bare callable has one layer, one direction and no lengths"
+                     for f in ("lengths", "reverse", "bidirectional", "layers")})
+
+    def version(self) -> str:
+        return "-"
+
+    def identity(self) -> str:
+        return f"a callable under the claimed convention: {self.convention.describe()}"
+
+    def _native(self, case: Case) -> dict[str, np.ndarray]:
+        fold = case.spec.forget_bias - self.convention.forget_bias
+        return self._packing.to_native(case.params, case.spec.gate_order, forget_bias=fold)
+
+    def _state(self, case: Case):
+        if case.initial_state is not None:
+            return case.initial_state[0]
+        zeros = np.zeros((case.batch, case.params.hidden_size))
+        return zeros, zeros.copy()
+
+    def run(self, case: Case) -> Output:
+        native = self._native(case)
+        h0, c0 = self._state(case)
+        y, h, c = call_native(self.fn, case.x, h0, c0, native["kernel"], native["recurrent_kernel"],
+                              native["bias"], dtype=self.dtype)
+        return Output(y, [(h, c)])
+
+    def report_inputs(self, case: Case):
+        h0, c0 = self._state(case)
+        return "native packing, as passed to the callable", {"x": case.x, "h0": h0, "c0": c0, **self._native(case)}
+
+    def rerun_command(self, property_name: str) -> str:
+        if self.rerun:
+            return self.rerun.replace("{property}", property_name)
+        return super().rerun_command(property_name)

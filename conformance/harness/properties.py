@@ -1,65 +1,26 @@
 """The conformance properties: each holds an adapter to the reference over drawn cases.
 
 A property has a name, what it needs from the adapter (missing needs make it *unsupported*), a
-strategy for cases given the adapter, and a check that raises :class:`Mismatch` with a full
-report when the framework disagrees with the reference.  ``run_property`` runs one through
-Hypothesis; the pytest suite in ``conformance/suite`` and the mutation tests both call it.
+strategy for cases given the adapter, and a check that raises ``verdict.Mismatch`` with a full
+report when the framework disagrees with the reference.  ``engine.run_property`` runs one
+through Hypothesis, for the pytest suite (``conformance/suite``), the mutation tests and
+``check`` alike; a property added here reaches all of them.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from hypothesis import errors, given, settings as hsettings
 from hypothesis import strategies as st
 
-from adapters.base import Adapter, Capabilities, Case, Output, Unsupported
-from adapters.reference_adapter import reference_output
+from adapters.base import Adapter, Capabilities, Case, Output
 
-from .compare import Comparison, compare
+from .requirements import missing
+from .results import Stats
 from .strategies import cases, chunked, round_to
-from .tolerances import tolerance
-
-
-class Mismatch(AssertionError):
-    """A framework computed something other than the reference (the message says what)."""
-
-
-@dataclass
-class Stats:
-    """What one property run measured, for the reports."""
-
-    examples: int = 0
-    unsupported_examples: int = 0  # examples the adapter raised Unsupported for (not counted as passes)
-    known_issue_examples: int = 0  # examples that failed within a narrow known issue (not passes)
-    max_abs: float = 0.0
-    max_rel: float = 0.0
-    seconds: float = 0.0
-    tolerance: dict = field(default_factory=dict)
-    loosened: list = field(default_factory=list)
-    worst_by_step: list = field(default_factory=list)  # max abs error of y per time step, worst example
-
-    def record(self, comparisons: list[Comparison], tol, reasons, y_err_by_step=None):
-        for c in comparisons:
-            if np.isfinite(c.max_abs):
-                self.max_abs = max(self.max_abs, c.max_abs)
-            if np.isfinite(c.max_rel):
-                self.max_rel = max(self.max_rel, c.max_rel)
-        self.tolerance = tol.to_dict()
-        self.loosened = list(reasons)
-        if y_err_by_step is not None and (not self.worst_by_step or
-                                          max(y_err_by_step, default=0) >= max(self.worst_by_step, default=0)):
-            self.worst_by_step = [float(e) for e in y_err_by_step]
-
-    def to_dict(self) -> dict:
-        return {"examples": self.examples, "unsupported_examples": self.unsupported_examples,
-                "known_issue_examples": self.known_issue_examples,
-                "max_abs_error": self.max_abs, "max_rel_error": self.max_rel,
-                "seconds": round(self.seconds, 3), "tolerance": self.tolerance,
-                "loosened": self.loosened, "max_abs_error_by_step": self.worst_by_step}
+from .verdict import check_gradients, check_output, expected_for
 
 
 @dataclass(frozen=True)
@@ -83,95 +44,21 @@ def prop(name: str, requires=lambda caps: []):
 
 
 # --------------------------------------------------------------------------------------------
-# Requirements
-
-def missing(caps: Capabilities, *features: str, dtype: str | None = None,
-            recurrent_activation: str | None = None, activation: str | None = None,
-            min_layers: int = 1) -> list[str]:
-    out = [f"feature {f!r}" for f in features if f not in caps.features]
-    if dtype and dtype not in caps.dtypes:
-        out.append(f"dtype {dtype!r}")
-    if recurrent_activation and recurrent_activation not in caps.recurrent_activations:
-        out.append(f"recurrent_activation {recurrent_activation!r}")
-    if activation and activation not in caps.activations:
-        out.append(f"activation {activation!r}")
-    if caps.max_layers < min_layers:
-        out.append(f"{min_layers} layers (max_layers is {caps.max_layers})")
-    return out
-
+# Helpers
 
 def has(adapter: Adapter, feature: str) -> bool:
     return feature in adapter.capabilities.features
 
 
-# --------------------------------------------------------------------------------------------
-# Checking
-
-def check_output(adapter: Adapter, case: Case, actual: Output, expected: Output, stats: Stats, *,
-                 property_name: str, quantity: str = "forward", what: str = "") -> None:
-    """Compare y and every final (h, c); record; raise Mismatch with a report on failure."""
-    tol, reasons = tolerance(case.dtype, backend=adapter.name, quantity=quantity)
-    if not isinstance(actual, Output):
-        raise Mismatch(_header(adapter, case, property_name) +
-                       f"\n  the adapter returned {type(actual).__name__}, expected an Output")
-    comparisons = [compare("y", actual.y, expected.y, tol, time_axis=1)]
-    if len(actual.final) != len(expected.final):
-        comparisons.append(Comparison("final", False, np.inf, np.inf, None, None,
-                                      problem=f"{len(actual.final)} final states, expected {len(expected.final)}"))
-    else:
-        last = case.steps - 1
-        for k, ((h, c), (eh, ec)) in enumerate(zip(actual.final, expected.final)):
-            comparisons.append(compare(f"final[{k}].h", h, eh, tol, final_step=last))
-            comparisons.append(compare(f"final[{k}].c", c, ec, tol, final_step=last))
-    by_step = None
-    if comparisons[0].problem is None and np.ndim(expected.y) == 3 and expected.y.size:
-        with np.errstate(invalid="ignore"):
-            err = np.abs(np.asarray(actual.y, np.float64) - expected.y)
-        by_step = np.nan_to_num(err, nan=0.0).max(axis=(0, 2))
-    stats.record(comparisons, tol, reasons, by_step)
-    failed = [c for c in comparisons if not c.ok]
-    if failed:
-        lines = [_header(adapter, case, property_name) + (f" ({what})" if what else "")]
-        lines += ["  " + c.describe() for c in failed]
-        lines.append(f"  tolerance: rtol={tol.rtol:g} atol={tol.atol:g}" +
-                     ("".join(f"\n    loosened {r}" for r in reasons)))
-        lines.append(_reproduce(adapter, property_name))
-        raise Mismatch("\n".join(lines))
-
-
-def check_gradients(adapter: Adapter, case: Case, actual: dict, expected: dict, stats: Stats, *,
-                    property_name: str) -> None:
-    tol, reasons = tolerance(case.dtype, backend=adapter.name, quantity="gradients")
-    comparisons = []
-    for key, value in expected.items():
-        if key not in actual:
-            comparisons.append(Comparison(f"d{key}", False, np.inf, np.inf, None, None,
-                                          problem="missing from the adapter's gradients"))
-        else:
-            comparisons.append(compare(f"d{key}", actual[key], value, tol,
-                                       time_axis=1 if key == "x" else None))
-    stats.record(comparisons, tol, reasons)
-    failed = [c for c in comparisons if not c.ok]
-    if failed:
-        lines = [_header(adapter, case, property_name)] + ["  " + c.describe() for c in failed]
-        lines.append(f"  tolerance: rtol={tol.rtol:g} atol={tol.atol:g}" +
-                     ("".join(f"\n    loosened {r}" for r in reasons)))
-        lines.append(_reproduce(adapter, property_name))
-        raise Mismatch("\n".join(lines))
-
-
-def _header(adapter: Adapter, case: Case, property_name: str) -> str:
-    return (f"property {property_name!r} failed on backend {adapter.name!r} "
-            f"({adapter.framework} {adapter.version()}, {adapter.api})\n  case: {case!r}")
-
-
-def _reproduce(adapter: Adapter, property_name: str) -> str:
-    return (f"  reproduce: pytest conformance/suite --backend {adapter.name} -k {property_name} "
-            f"(the falsifying example and its seed are printed below by Hypothesis)")
-
-
-def expected_for(adapter: Adapter, case: Case) -> Output:
-    return reference_output(case, reverse_time_order=adapter.capabilities.reverse_time_order)
+def cases_for(adapter: Adapter, *, spec: dict | None = None, dtype: str | None = None, **kwargs):
+    """``strategies.cases`` with the adapter's defaults: its first dtype, recurrent activation
+    and activation unless the property asks for others (float32, sigmoid and tanh for every
+    framework adapter; a user's callable may claim another)."""
+    caps = adapter.capabilities
+    spec = dict(spec or {})
+    spec.setdefault("recurrent_activation", caps.recurrent_activations[0])
+    spec.setdefault("activation", caps.activations[0])
+    return cases(dtype=dtype or caps.dtypes[0], spec=spec, **kwargs)
 
 
 def _run(adapter: Adapter, case: Case, stats: Stats, name: str, quantity="forward"):
@@ -188,14 +75,15 @@ def _maybe_state(adapter):
 
 @prop("forward_parity")
 def _forward_parity():
-    """All outputs and the final (h, c) from a zero state, float32, every gate order of the data."""
-    return (lambda a: cases()), (lambda a, case, stats: _run(a, case, stats, "forward_parity"))
+    """All outputs and the final (h, c) from a zero state (float32 unless the backend computes in
+    another dtype only), every gate order of the data."""
+    return (lambda a: cases_for(a)), (lambda a, case, stats: _run(a, case, stats, "forward_parity"))
 
 
 @prop("initial_state", requires=lambda caps: missing(caps, "initial_state"))
 def _initial_state():
     """A given (h0, c0), with |c0| well above 3, as a captioning decoder seeds its state."""
-    return (lambda a: cases(initial_state=True)), (lambda a, case, stats: _run(a, case, stats, "initial_state"))
+    return (lambda a: cases_for(a, initial_state=True)), (lambda a, case, stats: _run(a, case, stats, "initial_state"))
 
 
 @prop("state_transfer", requires=lambda caps: missing(caps, "initial_state"))
@@ -205,9 +93,9 @@ def _state_transfer():
 
     @st.composite
     def pair(draw, adapter):
-        enc = draw(cases(initial_state=True))
+        enc = draw(cases_for(adapter, initial_state=True))
         b, h = enc.batch, enc.params.hidden_size
-        dec = draw(cases(batch=(b, b), hidden_size=(h, h)))
+        dec = draw(cases_for(adapter, batch=(b, b), hidden_size=(h, h)))
         return enc, dec
 
     def check(adapter, both, stats):
@@ -232,7 +120,7 @@ def _step_by_step():
         check_output(adapter, case, adapter.run_steps(case), expected_for(adapter, case), stats,
                      property_name="step_by_step")
 
-    return (lambda a: cases(initial_state=True, steps=(2, 10))), check
+    return (lambda a: cases_for(a, initial_state=True, steps=(2, 10))), check
 
 
 @prop("streaming", requires=lambda caps: [] if {"initial_state", "stateful"} & caps.features
@@ -251,22 +139,22 @@ def _streaming():
         check_output(adapter, first, after_reset, expected_for(adapter, first), stats,
                      property_name="streaming", what="first chunk after reset")
 
-    return (lambda a: chunked(cases(initial_state=_maybe_state(a), steps=(2, 12)))), check
+    return (lambda a: chunked(cases_for(a, initial_state=_maybe_state(a), steps=(2, 12)))), check
 
 
 @prop("lengths", requires=lambda caps: missing(caps, "lengths"))
 def _lengths():
     """Per-sequence lengths with the backend's declared semantics; garbage in padded steps never
     reaches an output; the final state is each sequence's own last valid state."""
-    return ((lambda a: cases(lengths=a.capabilities.length_semantics, initial_state=_maybe_state(a))),
+    return ((lambda a: cases_for(a, lengths=a.capabilities.length_semantics, initial_state=_maybe_state(a))),
             (lambda a, case, stats: _run(a, case, stats, "lengths")))
 
 
-@prop("zero_length", requires=lambda caps: missing(caps, "lengths"))
+@prop("zero_length", requires=lambda caps: missing(caps, "lengths", "empty_sequences"))
 def _zero_length():
     """A batch in which at least one sequence is empty (length 0): its final state is its initial
     state and its outputs are padding (the reference, TF dynamic_rnn)."""
-    return ((lambda a: cases(lengths=a.capabilities.length_semantics, initial_state=_maybe_state(a),
+    return ((lambda a: cases_for(a, lengths=a.capabilities.length_semantics, initial_state=_maybe_state(a),
                              zero_length=True)),
             (lambda a, case, stats: _run(a, case, stats, "zero_length")))
 
@@ -280,7 +168,7 @@ def _reverse():
     def reversed_cases(draw, adapter):
         sem = adapter.capabilities.length_semantics_for("reverse")
         lengths = draw(st.sampled_from([None, sem])) if sem else None
-        return draw(cases(direction="reverse", lengths=lengths, initial_state=_maybe_state(adapter)))
+        return draw(cases_for(adapter, direction="reverse", lengths=lengths, initial_state=_maybe_state(adapter)))
 
     return (lambda a: reversed_cases(a)), (lambda a, case, stats: _run(a, case, stats, "reverse"))
 
@@ -295,7 +183,7 @@ def _bidirectional():
     def bidirectional_cases(draw, adapter):
         sem = adapter.capabilities.length_semantics_for("bidirectional")
         lengths = draw(st.sampled_from([None, sem])) if sem else None
-        return draw(cases(direction="bidirectional", lengths=lengths, initial_state=_maybe_state(adapter)))
+        return draw(cases_for(adapter, direction="bidirectional", lengths=lengths, initial_state=_maybe_state(adapter)))
 
     return (lambda a: bidirectional_cases(a)), (lambda a, case, stats: _run(a, case, stats, "bidirectional"))
 
@@ -309,7 +197,7 @@ def _stacked():
     def stacked_cases(draw, adapter):
         sem = adapter.capabilities.length_semantics_for("forward")
         lengths = draw(st.sampled_from([None, sem])) if sem else None
-        return draw(cases(layers=(2, min(3, adapter.capabilities.max_layers)), lengths=lengths,
+        return draw(cases_for(adapter, layers=(2, min(3, adapter.capabilities.max_layers)), lengths=lengths,
                           initial_state=_maybe_state(adapter)))
 
     return (lambda a: stacked_cases(a)), (lambda a, case, stats: _run(a, case, stats, "stacked"))
@@ -320,7 +208,7 @@ def _option(name, doc, spec, *features, recurrent_activation=None, activation=No
         return missing(caps, *features, recurrent_activation=recurrent_activation, activation=activation)
 
     def strategy(adapter):
-        return cases(spec=spec, initial_state=_maybe_state(adapter), **case_kwargs)
+        return cases_for(adapter, spec=spec, initial_state=_maybe_state(adapter), **case_kwargs)
 
     def check(adapter, case, stats):
         _run(adapter, case, stats, name)
@@ -360,7 +248,7 @@ def _dtype_property(dtype):
         return missing(caps, dtype=dtype)
 
     def strategy(adapter):
-        return cases(dtype=dtype, initial_state=_maybe_state(adapter))
+        return cases_for(adapter, dtype=dtype, initial_state=_maybe_state(adapter))
 
     def check(adapter, case, stats):
         _run(adapter, case, stats, name)
@@ -377,7 +265,7 @@ for _dtype in ("float64", "float16", "bfloat16"):
 def _long_sequence():
     """Sequences of 20 to 100 steps in the saturating and accumulating regimes (|c| up to ~100):
     the drift that makes ported models match at step 1 and diverge later."""
-    return ((lambda a: cases(steps=(20, 100), regimes=("saturating", "accumulating"),
+    return ((lambda a: cases_for(a, steps=(20, 100), regimes=("saturating", "accumulating"),
                              initial_state=_maybe_state(a))),
             (lambda a, case, stats: _run(a, case, stats, "long_sequence", quantity="long_sequence")))
 
@@ -410,7 +298,7 @@ def _option_combinations():
         direction = draw(st.sampled_from(directions))
         sem = caps.length_semantics_for(direction)
         lengths = draw(st.sampled_from([None, sem])) if sem else None
-        return draw(cases(spec=spec, direction=direction, lengths=lengths,
+        return draw(cases_for(adapter, spec=spec, direction=direction, lengths=lengths,
                           recurrent_bias="recurrent_bias" in caps.features and draw(st.booleans()),
                           initial_state=_maybe_state(adapter)))
 
@@ -431,7 +319,7 @@ def _gradients():
         for feature, options in _COMBINABLE.items():
             if feature in caps.features and draw(st.booleans()):
                 spec.update(options)
-        case = draw(cases(dtype=dtype, spec=spec, initial_state=True, steps=(1, 6),
+        case = draw(cases_for(adapter, dtype=dtype, spec=spec, initial_state=True, steps=(1, 6),
                           regimes=("moderate", "accumulating"),
                           recurrent_bias="recurrent_bias" in caps.features and draw(st.booleans())))
         rng = np.random.default_rng(case.origin["seed"] + 1)
@@ -451,83 +339,3 @@ def _gradients():
         check_gradients(adapter, case, actual, expected, stats, property_name="gradients")
 
     return (lambda a: with_upstream(a)), check
-
-
-# --------------------------------------------------------------------------------------------
-# Running
-
-@dataclass
-class PropertyResult:
-    name: str
-    status: str  # "pass", "fail", "unsupported"
-    stats: Stats
-    message: str = ""
-
-
-def case_of(drawn) -> Case:
-    """The (first) Case inside what a property's strategy drew."""
-    if isinstance(drawn, Case):
-        return drawn
-    return next(item for item in drawn if isinstance(item, Case))
-
-
-def run_property(name: str, adapter: Adapter, *, max_examples: int | None = None,
-                 stats: Stats | None = None, known_issue: Callable | None = None,
-                 **settings_overrides) -> Stats:
-    """Run property ``name`` against ``adapter`` with the current Hypothesis profile.
-
-    Raises Unsupported when the adapter lacks what the property needs, Mismatch (after Hypothesis
-    has shrunk the case) when the framework disagrees with the reference.  An adapter may raise
-    Unsupported for one example (a combination its API refuses): that example is counted in
-    ``stats.unsupported_examples``, not as a pass; when every example was, the property is
-    unsupported.
-    ``known_issue``: a predicate on the case; an example for which it holds may fail (it is
-    counted in ``stats.known_issue_examples``, never as a pass), every other one must pass.
-    """
-    if name not in PROPERTIES:
-        raise ValueError(f"property: expected one of {sorted(PROPERTIES)}, got {name!r}")
-    prop_ = PROPERTIES[name]
-    lacking = prop_.requires(adapter.capabilities)
-    if lacking:
-        raise Unsupported(f"{adapter.name} cannot express {name}: lacks " + ", ".join(lacking))
-    stats = Stats() if stats is None else stats
-    if max_examples is not None:
-        settings_overrides["max_examples"] = max_examples
-    strategy = prop_.strategy(adapter)
-    unsupported_reasons: list[str] = []
-
-    @hsettings(**settings_overrides)
-    @given(drawn=strategy)
-    def property_test(drawn):
-        # Unsupported and known-issue examples end normally (not rejected), so that they count
-        # towards max_examples: rejecting them would make Hypothesis draw ten times as many.
-        try:
-            prop_.check(adapter, drawn, stats)
-        except Unsupported as exc:
-            stats.unsupported_examples += 1
-            unsupported_reasons.append(str(exc))
-            return
-        except Mismatch:
-            if known_issue is None or not known_issue(case_of(drawn)):
-                raise
-            stats.known_issue_examples += 1
-            return
-        stats.examples += 1
-
-    start = time.perf_counter()
-    try:
-        property_test()
-    except Unsupported:
-        raise
-    except Exception as exc:
-        if stats.examples == 0 and stats.unsupported_examples and isinstance(
-                exc, (errors.Unsatisfiable, errors.FailedHealthCheck)):
-            raise Unsupported(f"{adapter.name} raised Unsupported for every example of {name} "
-                              f"({unsupported_reasons[-1]})") from exc
-        raise
-    finally:
-        stats.seconds += time.perf_counter() - start
-    if stats.examples == 0 and stats.unsupported_examples and not stats.known_issue_examples:
-        raise Unsupported(f"{adapter.name} raised Unsupported for every example of {name} "
-                          f"({unsupported_reasons[-1]})")
-    return stats

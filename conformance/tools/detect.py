@@ -58,13 +58,14 @@ from reference import ALL_GATE_ORDERS, LSTMParams, LSTMSpec, lstm_forward
 from reference.activations import RECURRENT_ACTIVATIONS
 from reference.layout import split_gates
 
-from .compare import compare
-from .native import (KERNEL_LAYOUTS, RECURRENT_LAYOUTS, Convention, NativeError, call_native,
-                     format_number, load_callable, presets_with_order, transpose_for,
-                     usage_errors_exit)
-from .tolerances import Tolerance, tolerance
+from adapters.callable_adapter import (DTYPES, KERNEL_LAYOUTS, RECURRENT_LAYOUTS, Convention, NativeError,
+                                      call_native, format_number)
+from reference.layout import orient
 
-NATIVE_DTYPES = ("float32", "float64", "float16")
+from ..harness.compare import compare
+from ..harness.tolerances import Tolerance, tolerance
+from .native import load_callable, presets_with_order, usage_errors_exit
+
 LAYOUT_PAIRS = tuple((k, r) for k in KERNEL_LAYOUTS for r in RECURRENT_LAYOUTS)
 #: How many of the best hypotheses on the one-step probe are scored on every probe.
 SHORTLIST = 8
@@ -198,7 +199,7 @@ _BLOCK_OFFSET = np.array([0.3, -0.4, 0.5, -0.2])
 
 
 def make_probes(input_size: int, hidden_size: int, dtype: str, seed: int) -> list[Probe]:
-    """The four probes (see the module docstring), values exact in ``dtype``."""
+    """The five probes (see the module docstring), values exact in ``dtype``."""
     d, h = input_size, hidden_size
     rng = np.random.default_rng(seed)
     scale = np.repeat(_BLOCK_SCALE, h)
@@ -266,14 +267,7 @@ def score(actual, expected, tol: Tolerance) -> Score:
     first_bad = min(bad_steps) if bad_steps else None
     if problem:
         return Score(math.inf, math.inf, first_bad, problem, steps)
-    ratio = 0.0
-    for a, e in zip(actual, expected):
-        with np.errstate(invalid="ignore", over="ignore"):
-            diff = np.abs(np.asarray(a) - e)
-            diff = np.where(np.isnan(e) | (np.isinf(e) & (a == e)), 0.0, diff)
-            ratio = max(ratio, float(np.max(diff / (tol.atol + tol.rtol * np.abs(np.nan_to_num(e)))))
-                        if diff.size else 0.0)
-    return Score(ratio, max(c.max_abs for c in comparisons), first_bad, None, steps)
+    return Score(max(c.ratio for c in comparisons), max(c.max_abs for c in comparisons), first_bad, None, steps)
 
 
 class _Reference:
@@ -335,8 +329,8 @@ def detect(fn, *, input_size: int = 3, hidden_size: int = 2, dtype: str = "float
     """Detect the convention of native callable ``fn`` (see the module docstring)."""
     start = time.perf_counter()
     _validate_sizes(input_size, hidden_size)
-    if dtype not in NATIVE_DTYPES:
-        raise ValueError(f"dtype: expected one of {NATIVE_DTYPES}, got {dtype!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
     tol, _ = tolerance(dtype, backend="native", quantity="forward")
     probes = make_probes(input_size, hidden_size, dtype, seed)
     reference = _Reference()
@@ -348,7 +342,8 @@ def detect(fn, *, input_size: int = 3, hidden_size: int = 2, dtype: str = "float
     for layouts in LAYOUT_PAIRS:
         outputs[layouts], errors[layouts] = {}, {}
         for probe in probes:
-            kernel, recurrent = transpose_for(probe.kernel, probe.recurrent, *layouts)
+            kernel = orient(probe.kernel, layouts[0], rows="D")
+            recurrent = orient(probe.recurrent, layouts[1], rows="H")
             calls += 1
             try:
                 outputs[layouts][probe.name] = call_native(fn, probe.x, probe.h0, probe.c0, kernel,
@@ -670,7 +665,7 @@ def add_arguments(parser) -> None:
                         help="hidden size to probe with (default 2)")
     parser.add_argument("--input-size", type=int, default=3, metavar="D",
                         help="input size to probe with (default 3; must differ from H)")
-    parser.add_argument("--dtype", default="float32", choices=NATIVE_DTYPES,
+    parser.add_argument("--dtype", default="float32", choices=DTYPES,
                         help="dtype of the arrays passed and of the tolerance (default float32)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the probes (default 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the verdict")

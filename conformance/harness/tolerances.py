@@ -47,7 +47,8 @@ class Loosening:
     reason: str
 
 
-#: Quantities: "forward" (y and final states) and "gradients".
+#: Quantities: "forward" (y and final states), "long_sequence" (the same, over up to 100 steps) and
+#: "gradients".
 LOOSENINGS: list[Loosening] = [
     Loosening("*", "gradients", "*", 10.0,
               "BPTT sums T products of Jacobians; the gradient of a float32/float64 run "

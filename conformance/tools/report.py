@@ -29,10 +29,13 @@ import json
 import math
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-STATUSES = ("pass", "fail", "unsupported", "expected-failure")
+from ..golden import drift, store
+from ..harness.results import ResultFile, ResultFileError, ratio_of, read_result_file
+from ..harness.tolerances import Tolerance
+
 LETTERS = {"pass": "P", "fail": "F", "unsupported": "U", "expected-failure": "X", None: "."}
 LEGEND = ("P pass   F fail   U unsupported (the backend cannot express it)   "
           "X expected failure (a documented known issue)   . not run")
@@ -52,57 +55,24 @@ class ReportError(ValueError):
 # --------------------------------------------------------------------------------------------
 # Loading
 
-@dataclass
-class BackendResult:
-    backend: str
-    framework: str
-    version: str
-    doc: dict
-    path: Path
-    properties: dict[str, dict] = field(default_factory=dict)
-    fixtures: dict[str, dict] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        return f"{self.backend} ({self.framework} {self.version})"
-
-    def counts(self, section: str = "properties") -> dict[str, int]:
-        rows = getattr(self, section).values()
-        return {s: sum(1 for r in rows if r.get("status") == s) for s in STATUSES}
-
-    def examples_per_second(self) -> float | None:
-        examples = sum(r.get("examples", 0) or 0 for r in self.properties.values())
-        seconds = sum(r.get("seconds", 0) or 0 for r in self.properties.values()
-                      if r.get("status") in ("pass", "fail", "expected-failure"))
-        return examples / seconds if seconds > 0 and examples else None
-
-
-def load_results(directory: Path) -> tuple[list[BackendResult], list[str]]:
-    """Every ``*.json`` result file in ``directory`` (sorted by backend); and notes on the files
-    skipped (not result files)."""
+def load_results(directory: Path) -> list[ResultFile]:
+    """Every ``*.json`` result file in ``directory`` (sorted by backend), read by the one reader
+    (``conformance.harness.results``); a file it cannot read is a ReportError naming it."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ReportError(f"results directory {directory}: not found (run tox, which writes "
                           f"results/<backend>.json, or give the directory)")
-    results, notes = [], []
+    results = []
     for path in sorted(directory.glob("*.json")):
         try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            notes.append(f"{path}: skipped, not readable JSON ({exc})")
-            continue
-        if not isinstance(doc, dict) or "backend" not in doc or not isinstance(doc.get("properties"), list):
-            notes.append(f"{path}: skipped, not a result file (no 'backend' and 'properties')")
-            continue
-        rows = {r["property"]: r for r in doc["properties"] if isinstance(r, dict) and "property" in r}
-        fixture_rows = {r["property"]: r for r in doc.get("fixtures", []) if isinstance(r, dict) and "property" in r}
-        results.append(BackendResult(str(doc["backend"]), str(doc.get("framework", "?")),
-                                     str(doc.get("framework_version", "?")), doc, path, rows, fixture_rows))
+            results.append(read_result_file(path))
+        except ResultFileError as exc:
+            raise ReportError(str(exc)) from None
     results.sort(key=lambda r: r.backend)
-    return results, notes
+    return results
 
 
-def property_names(results: list[BackendResult], section: str = "properties") -> list[str]:
+def property_names(results: list[ResultFile], section: str = "properties") -> list[str]:
     names = set()
     for r in results:
         names |= set(getattr(r, section))
@@ -112,23 +82,6 @@ def property_names(results: list[BackendResult], section: str = "properties") ->
 def display_name(name: str) -> str:
     """A property's name, or a golden case's name without the "golden_" of its result row."""
     return name[len("golden_"):] if name.startswith("golden_") else name
-
-
-def error_ratio(row: dict | None) -> float | None:
-    """The error relative to the tolerance: the exact ratio when the row has it
-    (``tolerance_ratio``), else min(max abs error / atol, max rel error / rtol)."""
-    if not row:
-        return None
-    if isinstance(row.get("tolerance_ratio"), (int, float)):
-        return float(row["tolerance_ratio"])
-    tol = row.get("tolerance") or {}
-    abs_err, rel_err = row.get("max_abs_error"), row.get("max_rel_error")
-    candidates = []
-    if isinstance(abs_err, (int, float)) and tol.get("atol"):
-        candidates.append(abs_err / tol["atol"])
-    if isinstance(rel_err, (int, float)) and tol.get("rtol"):
-        candidates.append(rel_err / tol["rtol"])
-    return min(candidates) if candidates else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,7 +98,7 @@ class Regression:
         return f"{self.backend} {self.item}: {self.kind}: {self.detail}"
 
 
-def find_regressions(current: list[BackendResult], baseline: list[BackendResult] | None,
+def find_regressions(current: list[ResultFile], baseline: list[ResultFile] | None,
                      results_dir: Path, baseline_dir: Path | None) -> list[Regression]:
     """New failures (properties and fixtures) and fixture-output drift beyond tolerance."""
     base = {r.backend: r for r in (baseline or [])}
@@ -174,18 +127,15 @@ def find_regressions(current: list[BackendResult], baseline: list[BackendResult]
     return out
 
 
-def recorded_drift(current: list[BackendResult], results_dir: Path, baseline_dir: Path) -> list[Regression]:
+def recorded_drift(current: list[ResultFile], results_dir: Path, baseline_dir: Path) -> list[Regression]:
     """Compare each backend's recorded fixture outputs (this version) with the baseline's
     recordings of the same backend (any version) on the same fixture digest."""
-    from conformance import fixtures as golden
-    from conformance.tolerances import Tolerance
-
     out = []
-    now_root = golden.recordings_root(results_dir)
-    base_root = golden.recordings_root(baseline_dir)
+    now_root = drift.recordings_root(results_dir)
+    base_root = drift.recordings_root(baseline_dir)
     for r in current:
-        now_dir = golden.recording_dir(now_root, r.backend, r.version)
-        base_backend = base_root / golden._safe(r.backend)
+        now_dir = drift.recording_dir(now_root, r.backend, r.version)
+        base_backend = drift.backend_dir(base_root, r.backend)
         if not now_dir.is_dir() or not base_backend.is_dir():
             continue
         for side_path in sorted(now_dir.glob("*.json")):
@@ -200,8 +150,8 @@ def recorded_drift(current: list[BackendResult], results_dir: Path, baseline_dir
                 if base_side.get("fixture_sha256") != side.get("fixture_sha256"):
                     continue
                 tol = Tolerance(**side["tolerance"])
-                max_abs, ratio = golden.drift_between(golden.load_npz(version_dir / f"{name}.npz"),
-                                                      golden.load_npz(now_dir / f"{name}.npz"), tol)
+                max_abs, ratio = drift.drift_between(store.load_npz(version_dir / f"{name}.npz"),
+                                                     store.load_npz(now_dir / f"{name}.npz"), tol)
                 if not ratio <= 1.0 and (worst is None or ratio > worst[1]):
                     worst = (max_abs, ratio, base_side.get("version", version_dir.name))
             if worst is not None:
@@ -214,7 +164,7 @@ def recorded_drift(current: list[BackendResult], results_dir: Path, baseline_dir
 # --------------------------------------------------------------------------------------------
 # Terminal
 
-def terminal_table(results: list[BackendResult], width: int = 120) -> str:
+def terminal_table(results: list[ResultFile], width: int = 120) -> str:
     lines = []
     names = property_names(results)
     label_w = max([len(n) for n in names] + [len("golden fixtures"), 8])
@@ -260,13 +210,13 @@ def terminal_table(results: list[BackendResult], width: int = 120) -> str:
 # --------------------------------------------------------------------------------------------
 # Markdown
 
-def markdown(results: list[BackendResult], regressions: list[Regression] | None = None,
+def markdown(results: list[ResultFile], regressions: list[Regression] | None = None,
              baseline: str | None = None) -> str:
     out = ["# LSTM conformance matrix", ""]
     out.append("| backend | framework | API | gate order | pass | fail | unsupported | known issues | examples/s |")
     out.append("|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        c, a = r.counts(), r.doc.get("adapter", {})
+        c, a = r.counts(), r.adapter
         eps = r.examples_per_second()
         out.append(f"| {r.backend} | {r.framework} {r.version} | `{a.get('api', '?')}` | "
                    f"{a.get('native_gate_order', '?')} | {c['pass']} | {c['fail']} | {c['unsupported']} | "
@@ -354,7 +304,7 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def heatmap_svg(results: list[BackendResult], names: list[str], section: str, svg_id: str) -> str:
+def heatmap_svg(results: list[ResultFile], names: list[str], section: str, svg_id: str) -> str:
     cell_w, cell_h = 24, 22
     labels = [display_name(n) for n in names]
     left = max([len(r.backend) for r in results] + [8]) * 7.4 + 16
@@ -375,7 +325,7 @@ def heatmap_svg(results: list[BackendResult], names: list[str], section: str, sv
         for j, name in enumerate(names):
             row = getattr(r, section).get(name)
             status = row.get("status") if row else None
-            ratio = error_ratio(row)
+            ratio = ratio_of(row)
             fill = _status_fill(status, ratio)
             x = left + j * cell_w
             tip = [f"{r.backend} ({r.framework} {r.version}) / {name}: {status or 'not run'}"]
@@ -412,12 +362,12 @@ def _legend_html() -> str:
     spans = "".join(f'<span><span class="sw" style="background:{fill}"></span>{html.escape(text)}</span>'
                     for text, fill in items)
     return (f'<div class="legend">{spans}</div><p class="sub">Shade: error relative to the tolerance on a log '
-            f"scale from 1e-4 (light) to 1 (dark): the exact ratio for golden fixtures, else "
-            f"min(max abs error / atol, max rel error / rtol).  Letters: {html.escape(LEGEND)}.  "
+            f"scale from 1e-4 (light) to 1 (dark): max |actual - expected| / (atol + rtol |expected|) "
+            f"over every compared element.  Letters: {html.escape(LEGEND)}.  "
             f"Hover a cell for its numbers.</p>")
 
 
-def error_plot_svg(results: list[BackendResult], property_name: str, svg_id: str) -> str | None:
+def error_plot_svg(results: list[ResultFile], property_name: str, svg_id: str) -> str | None:
     series = []
     for k, r in enumerate(results):
         row = r.properties.get(property_name) or {}
@@ -484,8 +434,8 @@ def error_plot_svg(results: list[BackendResult], property_name: str, svg_id: str
     return "".join(parts)
 
 
-def html_page(results: list[BackendResult], regressions: list[Regression] | None = None,
-              baseline: str | None = None, notes: list[str] | None = None) -> str:
+def html_page(results: list[ResultFile], regressions: list[Regression] | None = None,
+              baseline: str | None = None) -> str:
     esc = html.escape
     names = property_names(results)
     fixture_names = property_names(results, "fixtures")
@@ -507,7 +457,7 @@ def html_page(results: list[BackendResult], regressions: list[Regression] | None
                "<th>API</th><th>gate order</th><th>pass</th><th>fail</th><th>unsupported</th>"
                "<th>known issues</th><th>fixtures passed</th><th>examples/s</th><th>profile</th></tr>")
     for r in results:
-        c, a, fc = r.counts(), r.doc.get("adapter", {}), r.counts("fixtures")
+        c, a, fc = r.counts(), r.adapter, r.counts("fixtures")
         eps = r.examples_per_second()
         out.append(f"<tr><td>{esc(r.backend)}</td><td>{esc(r.framework)} {esc(r.version)}</td>"
                    f"<td><code>{esc(str(a.get('api', '?')))}</code></td><td>{esc(str(a.get('native_gate_order', '?')))}</td>"
@@ -515,7 +465,7 @@ def html_page(results: list[BackendResult], regressions: list[Regression] | None
                    f'<td class="num">{c["unsupported"]}</td><td class="num">{c["expected-failure"]}</td>'
                    f'<td class="num">{fc["pass"]}/{len(r.fixtures)}</td>'
                    f'<td class="num">{f"{eps:.0f}" if eps else "-"}</td>'
-                   f"<td>{esc(str(r.doc.get('hypothesis_profile', '?')))}</td></tr>")
+                   f"<td>{esc(str(r.hypothesis_profile))}</td></tr>")
     out.append("</table>")
     out.append('<h2 id="matrix">Properties: backend &times; property</h2>')
     out.append(heatmap_svg(results, names, "properties", "heatmap"))
@@ -561,8 +511,6 @@ def html_page(results: list[BackendResult], regressions: list[Regression] | None
         for r, n, row in unsupported:
             out.append(f"<tr><td>{esc(r.backend)}</td><td>{esc(n)}</td><td>{esc(row.get('message', ''))}</td></tr>")
         out.append("</table></details>")
-    if notes:
-        out.append("<h2>Notes</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
     out.append("</body></html>")
     return "\n".join(out)
 
@@ -573,8 +521,7 @@ def html_page(results: list[BackendResult], regressions: list[Regression] | None
 def save_baseline(results_dir: Path, target: Path) -> None:
     """Copy the result JSON files and the fixture-outputs tree of ``results_dir`` to ``target``."""
     target.mkdir(parents=True, exist_ok=True)
-    results, _ = load_results(results_dir)
-    for r in results:
+    for r in load_results(results_dir):
         shutil.copyfile(r.path, target / r.path.name)
     src = Path(results_dir) / "fixture-outputs"
     if src.is_dir():
@@ -599,7 +546,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        results, notes = load_results(args.results)
+        results = load_results(args.results)
         if not results:
             raise ReportError(f"results directory {args.results}: no result file (<backend>.json); "
                               f"run a backend's tox env first, e.g. tox -e reference")
@@ -607,7 +554,7 @@ def run(args: argparse.Namespace) -> int:
         if args.baseline is not None:
             if not Path(args.baseline).is_dir():
                 raise ReportError(f"--baseline {args.baseline}: not a directory")
-            baseline, _ = load_results(args.baseline)
+            baseline = load_results(args.baseline)
     except ReportError as exc:
         print(f"report: {exc}", file=sys.stderr)
         return 2
@@ -615,8 +562,6 @@ def run(args: argparse.Namespace) -> int:
     if baseline is not None or args.fail_on_regression:
         regressions = find_regressions(results, baseline, Path(args.results), args.baseline)
     print(terminal_table(results, args.width))
-    for note in notes:
-        print(f"note: {note}")
     label = str(args.baseline) if args.baseline is not None else None
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
@@ -624,7 +569,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.markdown}")
     if args.html:
         args.html.parent.mkdir(parents=True, exist_ok=True)
-        args.html.write_text(html_page(results, regressions, label, notes))
+        args.html.write_text(html_page(results, regressions, label))
         print(f"wrote {args.html}")
     if args.save_baseline:
         save_baseline(Path(args.results), args.save_baseline)
@@ -640,12 +585,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nno regression against {against}")
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conformance report", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,6 +16,7 @@ from adapters.base import Adapter, Case, Output
 from reference import LSTMParams
 from reference.gates import permute_gates
 
+from .requirements import gated
 from .strategies import round_to
 
 
@@ -149,7 +150,9 @@ class Mutant(Adapter):
     def __init__(self, inner: Adapter, mutation: str):
         if mutation not in MUTATIONS:
             raise ValueError(f"mutation: expected one of {sorted(MUTATIONS)}, got {mutation!r}")
-        self.inner = inner
+        # The mutated case reaches the inner adapter through the gate too: a mutation it cannot
+        # express is Unsupported, as for the adapter itself.
+        self.inner = gated(inner)
         self.mutation = mutation
         self.name = f"{inner.name}+{mutation}"
         self.framework = inner.framework

@@ -1,7 +1,12 @@
 """Elementwise comparison of a framework's arrays with the reference's, and its report.
 
-Errors are reported as max abs error, max relative error, the index where the excess over the
-tolerance is largest, and the first time step where any element exceeds the tolerance.
+Errors are reported as max abs error, max relative error, the error relative to the tolerance
+(:func:`tolerance_ratio`, <= 1 passes), the index where the excess over the tolerance is largest,
+and the first time step where any element exceeds the tolerance.
+
+NaN and Inf, the same everywhere in the project: a NaN where the expected value has a NaN, or an
+infinity equal to the expected one, is exact (error 0); a NaN or an infinity anywhere else, or a
+shape that differs, is infinitely far (ratio inf).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class Comparison:
     expected_at_worst: float | None = None
     actual_at_worst: float | None = None
     problem: str | None = None  # shape or NaN-pattern mismatch
+    ratio: float = 0.0  # max |actual - expected| / (atol + rtol |expected|); <= 1 passes
 
     def describe(self) -> str:
         if self.problem:
@@ -44,10 +50,11 @@ def compare(name: str, actual, expected, tol: Tolerance, *, time_axis: int | Non
     try:
         actual = np.asarray(actual, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        return Comparison(name, False, np.inf, np.inf, None, None, problem=f"not a numeric array ({exc})")
+        return Comparison(name, False, np.inf, np.inf, None, None, problem=f"not a numeric array ({exc})",
+                          ratio=np.inf)
     if actual.shape != expected.shape:
         return Comparison(name, False, np.inf, np.inf, None, None,
-                          problem=f"shape {actual.shape}, expected {expected.shape}")
+                          problem=f"shape {actual.shape}, expected {expected.shape}", ratio=np.inf)
     if expected.size == 0:
         return Comparison(name, True, 0.0, 0.0, None, None)
     nan_a, nan_e = np.isnan(actual), np.isnan(expected)
@@ -56,15 +63,13 @@ def compare(name: str, actual, expected, tol: Tolerance, *, time_axis: int | Non
         step = where[time_axis] if time_axis is not None else final_step
         return Comparison(name, False, np.inf, np.inf, where, step, float(expected[where]), float(actual[where]),
                           problem=f"NaN positions differ (first at index {where}: expected "
-                                  f"{expected[where]!r}, got {actual[where]!r})")
-    both = ~nan_e
-    with np.errstate(invalid="ignore", over="ignore"):
-        diff = np.where(both, np.abs(actual - expected), 0.0)
-        same_inf = np.isinf(expected) & (actual == expected)
-        diff = np.where(same_inf, 0.0, diff)
+                                  f"{float(expected[where])!r}, got {float(actual[where])!r})", ratio=np.inf)
+    diff, bound = _errors(actual, expected, nan_e, tol)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         rel = diff / np.maximum(np.abs(expected), np.finfo(np.float64).tiny)
         rel = np.where(diff == 0, 0.0, rel)
-        excess = diff - (tol.atol + tol.rtol * np.abs(np.where(both, expected, 0.0)))
+        excess = diff - bound
+        ratio = float(np.max(diff / bound))
     bad = excess > 0
     worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(excess)), excess.shape))
     first_bad = None
@@ -74,4 +79,19 @@ def compare(name: str, actual, expected, tol: Tolerance, *, time_axis: int | Non
         else:
             first_bad = final_step
     return Comparison(name, not bad.any(), float(diff.max()), float(rel.max()), worst, first_bad,
-                      float(expected[worst]), float(actual[worst]))
+                      float(expected[worst]), float(actual[worst]), ratio=ratio)
+
+
+def _errors(actual: np.ndarray, expected: np.ndarray, nan_e: np.ndarray, tol: Tolerance):
+    """|actual - expected| (0 where both are NaN or the same infinity) and atol + rtol |expected|."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.where(nan_e, 0.0, np.abs(actual - expected))
+        diff = np.where(np.isinf(expected) & (actual == expected), 0.0, diff)
+    bound = tol.atol + tol.rtol * np.abs(np.where(nan_e | np.isinf(expected), 0.0, expected))
+    return diff, bound
+
+
+def tolerance_ratio(actual, expected, tol: Tolerance) -> float:
+    """max |actual - expected| / (atol + rtol |expected|) elementwise (<= 1: within tolerance),
+    with the NaN and Inf rules of the module docstring; inf for differing shapes."""
+    return compare("", actual, expected, tol).ratio

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from hypothesis import Phase
 
+from .engine import run_property
 from .mutants import Mutant
-from .properties import Mismatch, run_property
+from .verdict import Mismatch
 
 
 def caught(adapter, property_name: str, mutation: str, *, max_examples: int = 20) -> tuple[bool, str]:

@@ -1,0 +1,361 @@
+"""The native packing of every framework, one table entry each: which arrays a framework stores
+for one LSTM layer and direction, under which names, in which gate order and orientation, with
+how many biases and which run-time forget bias.
+
+The math (gate permutations, bias folds, fused kernels, transposes, per-gate splits) lives in
+``reference.layout``; an entry here only names and places the arrays.  The adapters load weights
+with :meth:`Packing.to_native` and read gradients back with :meth:`Packing.gradients`; the
+``convert`` tool reads and writes files with :meth:`Packing.from_native` / ``to_native``, so a
+name or an order is written once, here.
+
+Names per framework (one layer, one direction):
+
+torch      ``weight_ih`` (4H, D), ``weight_hh`` (4H, P), ``bias_ih``, ``bias_hh`` (4H,),
+           ``weight_hr`` (P, H) with proj_size; gate order ifgo; two biases
+           (torch/nn/modules/rnn.py; a state_dict adds the suffix ``_l<k>`` and ``_reverse``).
+keras      ``kernel`` (D, 4H), ``recurrent_kernel`` (H, 4H), ``bias`` (4H,) (absent with
+           use_bias=False): ``LSTMCell``'s variables; gate order ifgo (Keras 2 and 3); no run-time
+           forget bias (``unit_forget_bias`` only initialises the bias).
+tf1        ``kernel`` (D + P, 4H), the fused kernel of ``tf.compat.v1.nn.rnn_cell.LSTMCell`` applied
+           to concat([x, h]); ``bias`` (4H,); peepholes ``w_i_diag``, ``w_f_diag``, ``w_o_diag``
+           (H,); ``projection/kernel`` (H, P) with num_proj; gate order igfo (i, j, f, o); the cell
+           adds ``forget_bias`` (default 1.0) at run time.
+tf_block   ``w`` (D + H, 4H) on concat([x, h]), ``b`` (4H,), peepholes ``wci``, ``wcf``, ``wco``
+           (H,): the inputs of ``tf.raw_ops.BlockLSTM`` / ``LSTMBlockCell``; gate order igfo
+           (i, ci, f, o); run-time ``forget_bias`` attribute (default 1.0).
+tf_block_v2  the same names for ``tf.raw_ops.BlockLSTMV2``: gate order ifgo, no forget bias.
+cntk       ``W`` (D, 4H), ``H`` (P, 4H), ``b`` (4H,), peepholes ``Ci``, ``Cf``, ``Co`` (H,),
+           projection ``P`` (H, P); gate order igfo (cntk/layers/blocks.py, _RecurrentBlock).
+onnx       ``W`` (4H, D), ``R`` (4H, H), ``B`` (8H,) = [Wb, Rb], ``P`` (3H,) peepholes ordered
+           i, o, f; gate order iofg (the LSTM operator; a model stacks directions on axis 0).
+flax       ``ii/kernel``, ``if/kernel``, ``ig/kernel``, ``io/kernel`` (D, H), no bias;
+           ``hi/kernel`` ... ``ho/kernel`` (H, H) and ``hi/bias`` ... ``ho/bias`` (H,): the
+           parameter tree of ``flax.linen.LSTMCell`` / ``OptimizedLSTMCell`` flattened with "/".
+flax_nnx   the same with ``if_`` for ``if`` (``flax.nnx.LSTMCell``).
+
+:func:`callable_packing` builds the entry of a user's own LSTM callable (``kernel``,
+``recurrent_kernel``, ``bias`` in a claimed gate order and orientation), which ``check`` and
+``detect`` use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from reference.gates import GATES, ONNX_PEEPHOLE_ORDER, REFERENCE_PEEPHOLE_ORDER, resolve_gate_order
+from reference.layout import (arrange_biases, join_fused_kernel, join_gates, join_peepholes, orient,
+                              permute_params, split_fused_kernel, split_gates, split_peepholes)
+from reference.spec import LSTMParams
+
+#: What a packing can store beyond the kernel, the recurrent kernel and one bias.
+EXTRAS = ("recurrent_bias", "peephole", "projection")
+
+
+@dataclass(frozen=True)
+class Packing:
+    """One framework's storage of one layer and direction (see the module docstring).
+
+    ``names(p)`` turns parameters already in ``gate_order`` with the biases arranged
+    (``reference.layout.arrange_biases``) into the named arrays; ``params(arrays)`` is its
+    inverse and refuses a missing or unknown name.
+    """
+
+    name: str
+    gate_order: str
+    names: Callable[[LSTMParams], dict[str, np.ndarray]] = field(repr=False)
+    params: Callable[[dict[str, np.ndarray]], LSTMParams] = field(repr=False)
+    two_biases: bool = False
+    bias_optional: bool = False
+    #: The forget bias the framework adds by itself at run time (its default; 0.0: none).
+    runtime_forget_bias: float = 0.0
+    holds: frozenset[str] = frozenset()
+
+    def __post_init__(self):
+        object.__setattr__(self, "gate_order", resolve_gate_order(self.gate_order))
+        unknown = set(self.holds) - set(EXTRAS)
+        if unknown:
+            raise ValueError(f"holds: expected names from {EXTRAS}, got {sorted(unknown)}")
+
+    def native_params(self, params: LSTMParams, gate_order: str, *, forget_bias: float = 0.0) -> LSTMParams:
+        """``params`` (packed in ``gate_order``) in this framework's gate order with its biases
+        arranged; ``forget_bias`` is folded into the bias (see ``arrange_biases``)."""
+        self.refuse(params)
+        p = permute_params(params, gate_order, self.gate_order)
+        return arrange_biases(p, self.gate_order, forget_bias=forget_bias, two_biases=self.two_biases,
+                              bias_optional=self.bias_optional)
+
+    def to_native(self, params: LSTMParams, gate_order: str, *, forget_bias: float = 0.0) -> dict[str, np.ndarray]:
+        """The framework's named arrays for reference ``params`` packed in ``gate_order``.
+
+        ``forget_bias`` is the run-time forget bias the weights are meant for minus the one the
+        framework will add itself: it is folded into the bias."""
+        return self.names(self.native_params(params, gate_order, forget_bias=forget_bias))
+
+    def from_native(self, arrays: dict, gate_order: str) -> LSTMParams:
+        """Inverse of :meth:`to_native` without a fold: reference params packed in ``gate_order``."""
+        return permute_params(self.params(dict(arrays)), self.gate_order, gate_order)
+
+    def gradients(self, grads: dict, params: LSTMParams, gate_order: str) -> dict[str, np.ndarray]:
+        """Gradients with respect to the native arrays (named as :meth:`to_native` names them)
+        -> gradients with respect to the reference ``params`` (packed in ``gate_order``), keyed
+        like ``reference.lstm_backward``, for the fields of ``params`` that are set.  A bias the
+        adapter summed into the native one, or folded a forget bias into, has that one's
+        gradient (a sum passes its gradient to every term; a constant does not change it)."""
+        g = self.from_native(grads, gate_order)
+        out = {"kernel": g.kernel, "recurrent_kernel": g.recurrent_kernel}
+        if params.bias is not None:
+            out["bias"] = g.bias
+        if params.recurrent_bias is not None:
+            out["recurrent_bias"] = (g.recurrent_bias if self.two_biases else g.bias).copy()
+        if params.peephole is not None:
+            out["peephole"] = g.peephole
+        if params.projection is not None:
+            out["projection"] = g.projection
+        return {k: np.asarray(v, np.float64) for k, v in out.items()}
+
+    def refuse(self, params: LSTMParams, *, argument: str = "params") -> None:
+        """ValueError when ``params`` has what this framework cannot store (nothing is dropped)."""
+        if params.peephole is not None and "peephole" not in self.holds:
+            raise ValueError(f"{argument}: the weights have peepholes, which {self.name}'s LSTM cannot "
+                             f"hold (frameworks with peepholes: {holding('peephole')})")
+        if params.projection is not None and "projection" not in self.holds:
+            raise ValueError(f"{argument}: the weights have an output projection, which {self.name}'s LSTM "
+                             f"cannot hold (frameworks with a projection: {holding('projection')})")
+
+
+# --------------------------------------------------------------------------------------------
+# Reading named arrays
+
+
+class _Arrays:
+    """Named arrays being read into LSTMParams: every name must be known, the required present."""
+
+    def __init__(self, arrays: dict, framework: str):
+        self.left = dict(arrays)
+        self.framework = framework
+
+    def take(self, name: str, *, required: bool = True):
+        if name in self.left:
+            return np.asarray(self.left.pop(name))
+        if required:
+            raise ValueError(f"weights: expected an array named {name!r} for {self.framework}, not found "
+                             f"(have {sorted(self.left)})")
+        return None
+
+    def peepholes(self, names: dict[str, str]):
+        rows = {g: self.take(names[g], required=False) for g in REFERENCE_PEEPHOLE_ORDER}
+        present = [g for g, r in rows.items() if r is not None]
+        if not present:
+            return None
+        if len(present) != len(rows):
+            missing = [names[g] for g in REFERENCE_PEEPHOLE_ORDER if rows[g] is None]
+            raise ValueError(f"weights: expected all three peephole vectors or none, missing {missing}")
+        return join_peepholes(rows)
+
+    def done(self, params: LSTMParams) -> LSTMParams:
+        if self.left:
+            raise ValueError(f"weights: unexpected names for {self.framework}: {sorted(self.left)} "
+                             f"(nothing is dropped silently)")
+        return params
+
+
+def _peephole_names(peephole, names: dict[str, str]) -> dict[str, np.ndarray]:
+    return {names[g]: row for g, row in split_peepholes(peephole).items()}
+
+
+# --------------------------------------------------------------------------------------------
+# The frameworks
+
+def _torch_names(p: LSTMParams) -> dict:
+    out = {"weight_ih": orient(p.kernel, "4H,D", rows="D"),
+           "weight_hh": orient(p.recurrent_kernel, "4H,H", rows="H"),
+           "bias_ih": np.array(p.bias), "bias_hh": np.array(p.recurrent_bias)}
+    if p.projection is not None:
+        out["weight_hr"] = np.ascontiguousarray(np.asarray(p.projection).T)
+    return out
+
+
+def _torch_params(arrays: dict) -> LSTMParams:
+    a = _Arrays(arrays, "torch")
+    projection = a.take("weight_hr", required=False)
+    return a.done(LSTMParams(kernel=orient(a.take("weight_ih"), "4H,D", rows="D"),
+                             recurrent_kernel=orient(a.take("weight_hh"), "4H,H", rows="H"),
+                             bias=a.take("bias_ih", required=False),
+                             recurrent_bias=a.take("bias_hh", required=False),
+                             projection=None if projection is None else projection.T.copy()))
+
+
+def _keras_names(p: LSTMParams) -> dict:
+    out = {"kernel": np.asarray(p.kernel), "recurrent_kernel": np.asarray(p.recurrent_kernel)}
+    if p.bias is not None:
+        out["bias"] = np.asarray(p.bias)
+    return out
+
+
+def _keras_params(arrays: dict) -> LSTMParams:
+    a = _Arrays(arrays, "keras")
+    return a.done(LSTMParams(kernel=a.take("kernel"), recurrent_kernel=a.take("recurrent_kernel"),
+                             bias=a.take("bias", required=False)))
+
+
+TF1_PEEPHOLES = {"i": "w_i_diag", "f": "w_f_diag", "o": "w_o_diag"}
+
+
+def _tf1_names(p: LSTMParams) -> dict:
+    out = {"kernel": join_fused_kernel(p.kernel, p.recurrent_kernel), "bias": np.asarray(p.bias)}
+    if p.peephole is not None:
+        out.update(_peephole_names(p.peephole, TF1_PEEPHOLES))
+    if p.projection is not None:
+        out["projection/kernel"] = np.asarray(p.projection)
+    return out
+
+
+def _fused_params(a: _Arrays, kernel: str, bias: str, peepholes: dict, projection: str | None):
+    fused = a.take(kernel)
+    proj = a.take(projection, required=False) if projection else None
+    if fused.ndim != 2 or fused.shape[1] % 4 or (proj is not None and proj.ndim != 2):
+        raise ValueError(f"weights: {kernel}: expected shape (D + P, 4H), got {fused.shape}")
+    out_size = fused.shape[1] // 4 if proj is None else proj.shape[1]
+    k, r = split_fused_kernel(fused, fused.shape[0] - out_size)
+    return a.done(LSTMParams(kernel=k, recurrent_kernel=r, bias=a.take(bias, required=False),
+                             peephole=a.peepholes(peepholes), projection=proj))
+
+
+def _tf1_params(arrays: dict) -> LSTMParams:
+    return _fused_params(_Arrays(arrays, "tf1"), "kernel", "bias", TF1_PEEPHOLES, "projection/kernel")
+
+
+TF_BLOCK_PEEPHOLES = {"i": "wci", "f": "wcf", "o": "wco"}
+
+
+def _tf_block_names(p: LSTMParams) -> dict:
+    out = {"w": join_fused_kernel(p.kernel, p.recurrent_kernel), "b": np.asarray(p.bias)}
+    if p.peephole is not None:
+        out.update(_peephole_names(p.peephole, TF_BLOCK_PEEPHOLES))
+    return out
+
+
+def _tf_block_params(arrays: dict) -> LSTMParams:
+    return _fused_params(_Arrays(arrays, "tf_block"), "w", "b", TF_BLOCK_PEEPHOLES, None)
+
+
+CNTK_PEEPHOLES = {"i": "Ci", "f": "Cf", "o": "Co"}
+
+
+def _cntk_names(p: LSTMParams) -> dict:
+    out = {"W": np.asarray(p.kernel), "H": np.asarray(p.recurrent_kernel), "b": np.asarray(p.bias)}
+    if p.peephole is not None:
+        out.update(_peephole_names(p.peephole, CNTK_PEEPHOLES))
+    if p.projection is not None:
+        out["P"] = np.asarray(p.projection)
+    return out
+
+
+def _cntk_params(arrays: dict) -> LSTMParams:
+    a = _Arrays(arrays, "cntk")
+    return a.done(LSTMParams(kernel=a.take("W"), recurrent_kernel=a.take("H"), bias=a.take("b", required=False),
+                             peephole=a.peepholes(CNTK_PEEPHOLES), projection=a.take("P", required=False)))
+
+
+def _onnx_names(p: LSTMParams) -> dict:
+    out = {"W": orient(p.kernel, "4H,D", rows="D"), "R": orient(p.recurrent_kernel, "4H,H", rows="H"),
+           "B": np.concatenate([np.asarray(p.bias), np.asarray(p.recurrent_bias)])}
+    if p.peephole is not None:  # ONNX orders P as i, o, f
+        rows = split_peepholes(p.peephole)
+        out["P"] = np.concatenate([rows[g] for g in ONNX_PEEPHOLE_ORDER])
+    return out
+
+
+def _onnx_params(arrays: dict) -> LSTMParams:
+    a = _Arrays(arrays, "onnx")
+    b, p = a.take("B", required=False), a.take("P", required=False)
+    wb, rb = (None, None) if b is None else (x.copy() for x in np.split(b, 2))
+    peephole = None if p is None else join_peepholes(dict(zip(ONNX_PEEPHOLE_ORDER, np.split(p, 3))))
+    return a.done(LSTMParams(kernel=orient(a.take("W"), "4H,D", rows="D"),
+                             recurrent_kernel=orient(a.take("R"), "4H,H", rows="H"),
+                             bias=wb, recurrent_bias=rb, peephole=peephole))
+
+
+def flax_layer_names(forget_input: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Flax's per-gate Dense layers by gate letter: (input side, recurrent side)."""
+    inputs = {g: "i" + (forget_input if g == "f" else g) for g in GATES}
+    return inputs, {g: "h" + g for g in GATES}
+
+
+def _flax(framework: str, forget_input: str):
+    inputs, recurrents = flax_layer_names(forget_input)
+
+    def names(p: LSTMParams) -> dict:
+        ins, recs, biases = (split_gates(a, "ifgo") for a in (p.kernel, p.recurrent_kernel, p.bias))
+        out = {f"{inputs[g]}/kernel": ins[g] for g in GATES}
+        for g in GATES:
+            out[f"{recurrents[g]}/kernel"] = recs[g]
+            out[f"{recurrents[g]}/bias"] = biases[g]
+        return out
+
+    def params(arrays: dict) -> LSTMParams:
+        a = _Arrays(arrays, framework)
+        for g in GATES:
+            if f"{inputs[g]}/bias" in a.left:
+                raise ValueError(f"weights: {inputs[g]}/bias: the input-side Dense layers of a Flax LSTMCell "
+                                 f"have no bias; only {', '.join(recurrents.values())} do")
+        ins = {g: a.take(f"{inputs[g]}/kernel") for g in GATES}
+        recs = {g: a.take(f"{recurrents[g]}/kernel") for g in GATES}
+        biases = {g: a.take(f"{recurrents[g]}/bias", required=False) for g in GATES}
+        present = [g for g in GATES if biases[g] is not None]
+        if present and len(present) != 4:
+            raise ValueError(f"weights: expected the biases of all of {', '.join(recurrents.values())} or "
+                             f"none, got {present}")
+        return a.done(LSTMParams(kernel=join_gates(ins, "ifgo"), recurrent_kernel=join_gates(recs, "ifgo"),
+                                 bias=join_gates(biases, "ifgo") if present else None))
+
+    return names, params
+
+
+PACKINGS: dict[str, Packing] = {
+    p.name: p for p in (
+        Packing("torch", "torch", _torch_names, _torch_params, two_biases=True,
+                holds=frozenset({"recurrent_bias", "projection"})),
+        Packing("keras", "keras", _keras_names, _keras_params, bias_optional=True),
+        Packing("tf1", "tf1", _tf1_names, _tf1_params, runtime_forget_bias=1.0,
+                holds=frozenset({"peephole", "projection"})),
+        Packing("tf_block", "tf_block", _tf_block_names, _tf_block_params, runtime_forget_bias=1.0,
+                holds=frozenset({"peephole"})),
+        Packing("tf_block_v2", "tf_block_v2", _tf_block_names, _tf_block_params,
+                holds=frozenset({"peephole"})),
+        Packing("cntk", "cntk", _cntk_names, _cntk_params, holds=frozenset({"peephole", "projection"})),
+        Packing("onnx", "onnx", _onnx_names, _onnx_params, two_biases=True,
+                holds=frozenset({"recurrent_bias", "peephole"})),
+        Packing("flax", "ifgo", *_flax("flax", "f")),
+        Packing("flax_nnx", "ifgo", *_flax("flax_nnx", "f_")),
+    )
+}
+
+
+def holding(extra: str) -> str:
+    """The frameworks of the table that can store ``extra`` ("peephole", ...), for messages."""
+    return ", ".join(name for name, p in PACKINGS.items() if extra in p.holds)
+
+
+def callable_packing(gate_order: str, kernel_layout: str = "D,4H", recurrent_layout: str = "H,4H", *,
+                     forget_bias: float = 0.0) -> Packing:
+    """The packing of a user's LSTM callable (the native-function contract of ``check`` and
+    ``detect``): ``kernel`` (D, 4H) or (4H, D), ``recurrent_kernel`` (H, 4H) or (4H, H), one
+    ``bias`` (4H,), gate blocks in ``gate_order``; ``forget_bias`` is what it adds at run time."""
+
+    def names(p: LSTMParams) -> dict:
+        return {"kernel": orient(p.kernel, kernel_layout, rows="D"),
+                "recurrent_kernel": orient(p.recurrent_kernel, recurrent_layout, rows="H"),
+                "bias": np.ascontiguousarray(p.bias)}
+
+    def params(arrays: dict) -> LSTMParams:
+        a = _Arrays(arrays, "the callable")
+        return a.done(LSTMParams(kernel=orient(a.take("kernel"), kernel_layout, rows="D"),
+                                 recurrent_kernel=orient(a.take("recurrent_kernel"), recurrent_layout, rows="H"),
+                                 bias=a.take("bias", required=False)))
+
+    return Packing(f"callable ({gate_order}, {kernel_layout}, {recurrent_layout})", gate_order, names, params,
+                   runtime_forget_bias=float(forget_bias))

@@ -1,0 +1,210 @@
+"""Check a native LSTM callable against the reference under a claimed convention.
+
+    python -m conformance check MODULE:ATTR --gate-order ORDER [--forget-bias F]
+        [--kernel-layout D,4H|4H,D] [--recurrent-layout H,4H|4H,H]
+        [--recurrent-activation sigmoid|hard_sigmoid|hard_sigmoid_keras2] [--activation tanh|relu|linear]
+        [--max-examples N] [--seed S] [--dtype float32|float64|float16] [--property NAME ...] [--json]
+
+The callable follows the native-function contract (``adapters.callable_adapter``).  It is wrapped
+in an adapter that packs the weights in the claimed convention (``CallableAdapter``), and the
+suite's own properties run on it through the suite's own engine (``conformance.harness.engine``):
+the same drawn cases (weights asymmetric across gates, shapes down to 1, three value regimes:
+moderate, saturating, and accumulating with |c| well beyond 3), the same comparisons and
+tolerance table (``--dtype``), the same shrinking to a minimal counterexample, the same failure
+reports and the same result rows.  A property added to the suite reaches ``check`` by itself.
+
+Every property a bare callable can express runs: one forward layer with a zero or a given state,
+greedy decoding and streaming with the returned state fed back, state transfer, a run-time forget
+bias and a second bias (folded into the one bias: the callable must add exactly its claimed
+forget bias), long sequences, random combinations.  The others (lengths, directions, stacks,
+peepholes, clips, projection, other activations and dtypes) are listed as not applicable.
+
+Exit 0 when every property holds, 1 with the minimal counterexample Hypothesis shrank to, 3 when
+the callable cannot be loaded or an option is invalid.  The same ``--seed`` draws the same cases;
+a failure report ends with the command that reruns exactly that property.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+
+from adapters.base import Unsupported
+from adapters.callable_adapter import DTYPES, KERNEL_LAYOUTS, RECURRENT_LAYOUTS, CallableAdapter, Convention
+from reference.activations import ACTIVATIONS, RECURRENT_ACTIVATIONS
+
+from .native import load_callable, usage_errors_exit
+
+# Hypothesis and the harness are imported where they are used, so that building the command line
+# (every subcommand's options) does not need Hypothesis installed.
+
+EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 3
+#: Seconds between progress lines of one property.
+PROGRESS_EVERY = 2.0
+
+
+@dataclass
+class CheckReport:
+    convention: Convention
+    dtype: str
+    seed: int
+    max_examples: int
+    rows: list[dict] = field(default_factory=list)  # the suite's result rows, one per property run
+    not_applicable: dict[str, str] = field(default_factory=dict)  # property -> what the callable lacks
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and all(r["status"] == "pass" for r in self.rows)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PASS if self.ok else EXIT_FAIL
+
+    def to_dict(self) -> dict:
+        return {"conforms": self.ok, "convention": self.convention.to_dict(), "dtype": self.dtype,
+                "seed": self.seed, "max_examples": self.max_examples,
+                "properties": {r["property"]: r for r in self.rows}, "not_applicable": self.not_applicable}
+
+
+def settings(max_examples: int) -> dict:
+    """check's Hypothesis settings: seeded (not derandomized), quiet, no example database."""
+    from hypothesis import HealthCheck, Verbosity
+
+    return dict(max_examples=max_examples, deadline=None, database=None, derandomize=False,
+                report_multiple_bugs=False, print_blob=False, verbosity=Verbosity.quiet,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                       HealthCheck.filter_too_much])
+
+
+def check(fn, convention: Convention, *, max_examples: int = 100, seed: int = 0, dtype: str = "float32",
+          only: list[str] | None = None, progress=None, target: str = "callable") -> CheckReport:
+    """Run every property the callable can express (or those in ``only``) through the suite's
+    engine; ``progress(text)`` is called at each property and every ~2 s."""
+    from conformance.harness.engine import run_property
+    from conformance.harness.properties import PROPERTIES
+    from conformance.harness.results import Stats
+    from conformance.harness.verdict import Mismatch
+
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
+    if isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1:
+        raise ValueError(f"max_examples: expected a positive int, got {max_examples!r}")
+    unknown = [n for n in only or [] if n not in PROPERTIES]
+    if unknown:
+        raise ValueError(f"property: expected names from {sorted(PROPERTIES)}, got {unknown}")
+    rerun = (f"python -m conformance check {target} {convention.cli_options()} --dtype {dtype} "
+             f"--seed {seed} --max-examples {max_examples} --property {{property}}")
+    adapter = CallableAdapter(fn, convention, dtype=dtype, name=target, rerun=rerun)
+    report = CheckReport(convention, dtype, seed, max_examples)
+    for name in only or list(PROPERTIES):
+        lacking = PROPERTIES[name].requires(adapter.capabilities)
+        if lacking:
+            report.not_applicable[name] = ", ".join(lacking)
+            if only:  # asked for by name: say so in the results
+                report.rows.append(Stats().row(name, "unsupported", f"{target} cannot express {name}: "
+                                                                    f"lacks {report.not_applicable[name]}"))
+            continue
+        stats = Stats()
+        start = last = time.perf_counter()
+
+        def tick(stats, name=name):
+            nonlocal last
+            now = time.perf_counter()
+            if progress and now - last > PROGRESS_EVERY:
+                last = now
+                progress(f"  {name}: {stats.examples} examples, {now - start:.1f} s")
+
+        if progress:
+            progress(f"{name}: up to {max_examples} examples")
+        try:
+            run_property(name, adapter, stats=stats, seed=seed, on_example=tick, **settings(max_examples))
+        except Unsupported as exc:
+            report.rows.append(stats.row(name, "unsupported", str(exc)))
+        except Mismatch as exc:
+            report.rows.append(stats.row(name, "fail", str(exc)))
+        except Exception as exc:  # Hypothesis' own errors (e.g. a flaky callable), with the reason
+            report.rows.append(stats.row(name, "fail", f"{type(exc).__name__}: {exc}"))
+        else:
+            report.rows.append(stats.row(name, "pass"))
+    return report
+
+
+# ------------------------------------------------------------------------------------------
+# Command line
+
+def add_arguments(parser) -> None:
+    usage_errors_exit(parser, EXIT_ERROR)
+    parser.add_argument("callable", metavar="MODULE:ATTR",
+                        help="the LSTM callable (x, h0, c0, kernel, recurrent_kernel, bias) -> (y, h_T, c_T)")
+    parser.add_argument("--gate-order", required=True, metavar="ORDER",
+                        help="the claimed gate order: a permutation of ifgo or a preset "
+                             "(torch, tf, cntk, onnx, ...)")
+    parser.add_argument("--forget-bias", type=float, default=0.0, metavar="F",
+                        help="run-time forget bias the callable adds (TF1 LSTMCell: 1; default 0)")
+    parser.add_argument("--kernel-layout", default="D,4H", metavar="L",
+                        help=f"one of {', '.join(KERNEL_LAYOUTS)} (default D,4H)")
+    parser.add_argument("--recurrent-layout", default="H,4H", metavar="L",
+                        help=f"one of {', '.join(RECURRENT_LAYOUTS)} (default H,4H)")
+    parser.add_argument("--recurrent-activation", default="sigmoid", choices=sorted(RECURRENT_ACTIVATIONS),
+                        help="activation of the i, f, o gates (default sigmoid)")
+    parser.add_argument("--activation", default="tanh", choices=sorted(ACTIVATIONS),
+                        help="activation of the candidate and of the cell state before the output gate "
+                             "(default tanh)")
+    parser.add_argument("--max-examples", type=int, default=100, metavar="N",
+                        help="Hypothesis examples per property (default 100)")
+    parser.add_argument("--seed", type=int, default=0, help="Hypothesis seed (default 0)")
+    parser.add_argument("--dtype", default="float32", choices=DTYPES,
+                        help="dtype of the arrays passed and of the tolerance (default float32)")
+    parser.add_argument("--property", action="append", dest="properties", metavar="NAME",
+                        help="run only this property (repeatable; the suite's property names)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
+
+
+def run(args) -> int:
+    try:
+        convention = Convention(args.gate_order, args.kernel_layout, args.recurrent_layout, args.forget_bias,
+                                args.recurrent_activation, args.activation)
+        fn = load_callable(args.callable)
+    except ValueError as exc:
+        print(f"error: {exc}")
+        return EXIT_ERROR
+
+    def progress(text):
+        print(text, file=sys.stderr, flush=True)
+
+    print(f"check {args.callable}: {convention.describe()}; {args.dtype}, seed {args.seed}, "
+          f"up to {args.max_examples} examples per property", file=sys.stderr if args.json else sys.stdout)
+    try:
+        report = check(fn, convention, max_examples=args.max_examples, seed=args.seed, dtype=args.dtype,
+                       only=args.properties, progress=progress, target=args.callable)
+    except ValueError as exc:
+        print(f"error: {exc}")
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps({"callable": args.callable, **report.to_dict()}, indent=2))
+    else:
+        print(render(report))
+    return report.exit_code
+
+
+def render(report: CheckReport) -> str:
+    width = max([len(r["property"]) for r in report.rows] + [15])
+    lines = []
+    for r in report.rows:
+        lines.append(f"  {r['property']:<{width}} {r['status'].upper():<11} {r['examples']:>4} examples  "
+                     f"max abs err {r['max_abs_error']:.2g}  {r['seconds']:.2f} s")
+    if report.not_applicable:
+        lines.append(f"  not applicable to a bare callable ({len(report.not_applicable)}): "
+                     + ", ".join(sorted(report.not_applicable)))
+    for r in report.rows:
+        if r["status"] == "fail":
+            lines.append(f"\n{r['property']} FAILED: minimal counterexample\n" + _indent(r.get("message", "")))
+    verdict = ("conforms" if report.ok else "DOES NOT CONFORM") + " to " + report.convention.describe()
+    lines.append(f"verdict: {verdict}")
+    return "\n".join(lines)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
