@@ -496,7 +496,7 @@ class Keras3JaxAdapter(Keras3Adapter):
     (derandomized) examples skips compilation.
 
     Gradients are checked in float32 only: float64 is a documented known issue on this backend
-    (``keras.ops.tanh`` computes in float32, see conformance/known_issues.py), and a float64
+    (``keras.ops.tanh`` computes in float32, see conformance/harness/known_issues.py), and a float64
     gradient check would only repeat that finding instead of checking the gradients.
     """
 

@@ -49,6 +49,8 @@ from .base import Adapter, Capabilities, Case, Output
 from .packings import PACKINGS
 from .worker_adapter import WorkerAdapter
 
+_WHY_NOT = {**{a: "the TF 1 cells' gates always use the sigmoid" for a in ("hard_sigmoid", "hard_sigmoid_keras2")},
+            "gate_clip": "the TF 1 cells have no gate clip"}
 _COMMON_FEATURES = {"initial_state", "forget_bias", "recurrent_bias", "peepholes", "cell_clip",
                     "lengths", "empty_sequences", "reverse", "bidirectional", "layers", "step", "stateful",
                     "gradients"}
@@ -116,6 +118,7 @@ class TF1LSTMCellAdapter(_TF1Adapter):
         reverse_time_order="aligned",
         max_layers=3,
         gradient_dtypes=("float32", "float64"),
+        why_not=_WHY_NOT,
     )
 
 
@@ -137,6 +140,8 @@ class TF1LSTMCellStaticAdapter(TF1LSTMCellAdapter):
         reverse_time_order="aligned",
         max_layers=3,
         gradient_dtypes=("float32", "float64"),
+        why_not={**_WHY_NOT, "stateful": "a static unroll has no graph for chunks of every length "
+                                          "(tf1-lstmcell exercises the stateful pattern)"},
     )
 
     def run_stream(self, case: Case, chunks: list[int]) -> tuple[list[Output], Output]:
@@ -158,4 +163,9 @@ class TF1BlockAdapter(_TF1Adapter):
         reverse_time_order="aligned",
         max_layers=3,
         gradient_dtypes=("float32",),
+        why_not={**_WHY_NOT,
+                 **{f: "the contrib LSTMBlock cells have none" for f in ("projection", "proj_clip")},
+                 **{a: "the contrib LSTMBlock cells have a fixed tanh" for a in ("relu", "linear")},
+                 **{d: "the LSTMBlock kernels are registered for float32 and float16 only"
+                    for d in ("float64", "bfloat16", "gradients float64")}},
     )

@@ -30,7 +30,7 @@ TensorFlow 2.21 CPU kernels):
 * Gradients: the ops have registered gradients (BlockLSTMGrad / BlockLSTMGradV2,
   tensorflow/python/ops/rnn_grad.py), taken with ``tf.GradientTape``.  The backward kernel
   (LSTMBlockCellBpropWithEigen) ignores ``cell_clip``: it back-propagates through a clipped cell
-  state as if the clip were the identity (see conformance/known_issues.py and
+  state as if the clip were the identity (see conformance/harness/known_issues.py and
   docs/frameworks/tensorflow.md).
 
 Speed: each op call goes through a ``tf.function`` whose input signature leaves every dimension

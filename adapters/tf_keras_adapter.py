@@ -23,7 +23,7 @@ verified by running tf_keras 2.21.0 on TensorFlow 2.21.0):
 * ``Bidirectional(merge_mode="concat")`` concatenates [forward, backward] with the backward
   outputs reversed back to input order (aligned).  It forces ``zero_output_for_mask = True`` on
   both wrapped layers (bidirectional.py, ``force_zero_output_for_mask``): masked steps output
-  zeros in both halves, not the "repeat" of a plain LSTM (see conformance/known_issues.py).
+  zeros in both halves, not the "repeat" of a plain LSTM (see conformance/harness/known_issues.py).
 * Stacks are consecutive layers with ``return_sequences=True``, the same mask passed to each.
 * Stateful: ``LSTM(stateful=True)`` built for a fixed batch, state carried across calls;
   ``reset_states(states=[h, c])`` seeds it and ``reset_states()`` zeroes it.

@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reference import LSTMParams, LSTMSpec, lstm_backward, lstm_forward  # noqa: E402
-from reference.layout import to_torch  # noqa: E402
+from adapters.packings import PACKINGS  # noqa: E402
 
 try:
     import torch
@@ -63,7 +63,7 @@ def make_case(batch, steps, d, hidden, seed=0):
 
 def torch_lstm(params: LSTMParams, d: int, hidden: int):
     lstm = torch.nn.LSTM(d, hidden, batch_first=True)
-    weights = to_torch(params, "ifgo")
+    weights = PACKINGS["torch"].to_native(params, "ifgo")
     with torch.no_grad():
         for name, value in weights.items():
             getattr(lstm, name + "_l0").copy_(torch.from_numpy(value.astype(np.float32)))

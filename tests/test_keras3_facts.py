@@ -2,7 +2,7 @@
 keras 3.15.1 on tensorflow-cpu 2.21.0, jax 0.10.2 and torch 2.13.0 and recorded in
 docs/frameworks/keras3.md.  Run by `tox -e keras-tf`, `keras-jax` and `keras-torch`; skipped
 where keras is not installed.  A failure here means a Keras release changed one of them: update
-the documentation, the adapter (adapters/keras3_adapter.py) and conformance/known_issues.py."""
+the documentation, the adapter (adapters/keras3_adapter.py) and conformance/harness/known_issues.py."""
 
 from __future__ import annotations
 

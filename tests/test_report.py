@@ -112,12 +112,12 @@ def test_error_ratio_and_colours():
     assert light != dark and "140" in light and report._status_fill("fail", 2.0).startswith("hsl(0,")
 
 
-def test_no_results_is_exit_2(tmp_path):
+def test_no_results_is_exit_3(tmp_path):
     (tmp_path / "empty").mkdir()
     code, out = run_report(tmp_path / "empty")
-    assert code == 2 and "no result file" in out
+    assert code == 3 and "no result file" in out
     code, out = run_report(tmp_path / "nowhere")
-    assert code == 2 and "not found" in out
+    assert code == 3 and "not found" in out
 
 
 def test_new_failure_against_baseline_is_exit_1(tmp_path):

@@ -66,7 +66,7 @@ def test_the_gate_stops_a_case_before_the_adapter():
     gate = gated(inner)
     assert gated(gate) is gate and isinstance(gate, GatedAdapter)
     case = store.load("float64_moderate").case
-    with pytest.raises(Unsupported, match="recorder cannot express this case: lacks .*dtype 'float64'"):
+    with pytest.raises(Unsupported, match="recorder cannot express golden case float64_moderate: lacks .*dtype .float64."):
         gate.run(case)
     assert inner.seen == []
     assert gate.name == "recorder"  # everything else is the inner adapter's

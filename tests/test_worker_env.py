@@ -80,7 +80,7 @@ def test_setup_subcommand_on_the_command_line():
     assert "cntk" in run.stdout and "tf1" in run.stdout and "--python" in run.stdout
     bad = subprocess.run([sys.executable, "-m", "conformance", "setup", "mxnet"], cwd=ROOT,
                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+    assert bad.returncode == 3 and "invalid choice" in bad.stderr  # usage errors exit 3 everywhere
 
 
 def test_setup_stops_with_the_instructions(monkeypatch, tmp_path, capsys):
@@ -89,5 +89,5 @@ def test_setup_stops_with_the_instructions(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("LSTM_CONFORMANCE_CACHE", str(tmp_path))
     monkeypatch.setattr(worker_env, "find_python", lambda env, configured=None: (_ for _ in ()).throw(
         SetupError("tf1: tensorflow needs CPython 3.7 ... pyenv install 3.7.16")))
-    assert main(["setup", "tf1"]) == 2
+    assert main(["setup", "tf1"]) == 3
     assert "pyenv install 3.7.16" in capsys.readouterr().err

@@ -107,7 +107,7 @@ class Drift:
 
 def drift_between(old: dict[str, np.ndarray], new: dict[str, np.ndarray], tol: Tolerance) -> tuple[float, float]:
     """(max abs difference, max ratio to the tolerance) between two recordings' arrays, the old
-    one taken as the expected value (``compare.tolerance_ratio``; inf when the arrays recorded
+    one taken as the expected value (``compare``'s ratio; inf when the arrays recorded
     differ in names or shapes)."""
     max_abs, ratio = 0.0, 0.0
     for key in sorted(set(old) | set(new)):

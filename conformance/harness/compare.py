@@ -1,7 +1,7 @@
 """Elementwise comparison of a framework's arrays with the reference's, and its report.
 
 Errors are reported as max abs error, max relative error, the error relative to the tolerance
-(:func:`tolerance_ratio`, <= 1 passes), the index where the excess over the tolerance is largest,
+(``Comparison.ratio``, <= 1 passes), the index where the excess over the tolerance is largest,
 and the first time step where any element exceeds the tolerance.
 
 NaN and Inf, the same everywhere in the project: a NaN where the expected value has a NaN, or an
@@ -90,8 +90,3 @@ def _errors(actual: np.ndarray, expected: np.ndarray, nan_e: np.ndarray, tol: To
     bound = tol.atol + tol.rtol * np.abs(np.where(nan_e | np.isinf(expected), 0.0, expected))
     return diff, bound
 
-
-def tolerance_ratio(actual, expected, tol: Tolerance) -> float:
-    """max |actual - expected| / (atol + rtol |expected|) elementwise (<= 1: within tolerance),
-    with the NaN and Inf rules of the module docstring; inf for differing shapes."""
-    return compare("", actual, expected, tol).ratio

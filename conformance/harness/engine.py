@@ -19,6 +19,7 @@ Outcomes:
 from __future__ import annotations
 
 import time
+import zlib
 from typing import Callable
 
 from hypothesis import errors, given, seed as hseed, settings as hsettings
@@ -29,6 +30,13 @@ from .properties import PROPERTIES
 from .requirements import gated
 from .results import Stats
 from .verdict import Mismatch, failure_header
+
+
+def derandomized_seed(property_name: str) -> int:
+    """The seed of a derandomized run (the ``ci`` profile): a checksum of the property's name, so
+    that the examples depend on the property alone, not on the engine's source code (which is
+    what Hypothesis' own derandomization hashes: every edit of this module would redraw them)."""
+    return zlib.crc32(f"lstm-conformance:{property_name}".encode())
 
 
 def case_of(drawn) -> Case:
@@ -44,6 +52,7 @@ def run_property(name: str, adapter: Adapter, *, max_examples: int | None = None
                  **settings_overrides) -> Stats:
     """Run property ``name`` against ``adapter`` with the current Hypothesis profile, changed by
     ``max_examples``, ``seed`` and any other ``settings`` keyword (see the module docstring).
+    A derandomized profile without a ``seed`` runs with :func:`derandomized_seed`.
 
     ``known_issue``: a predicate on the case; an example for which it holds may fail (it is
     counted in ``stats.known_issue_examples``, never as a pass), every other one must pass.
@@ -84,6 +93,8 @@ def run_property(name: str, adapter: Adapter, *, max_examples: int | None = None
             return
         stats.examples += 1
 
+    if seed is None and settings_overrides.get("derandomize", hsettings.default.derandomize):
+        seed = derandomized_seed(name)
     if seed is not None:
         property_test = hseed(seed)(property_test)
     start = time.perf_counter()

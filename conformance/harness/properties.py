@@ -159,18 +159,21 @@ def _zero_length():
             (lambda a, case, stats: _run(a, case, stats, "zero_length")))
 
 
+@st.composite
+def _directed(draw, adapter, direction: str, **kwargs):
+    """Cases in ``direction``, with lengths in the semantics the backend declares for that
+    direction, or without (when the backend has lengths at all)."""
+    sem = adapter.capabilities.length_semantics_for(direction)
+    lengths = draw(st.sampled_from([None, sem])) if sem else None
+    return draw(cases_for(adapter, direction=direction, lengths=lengths, initial_state=_maybe_state(adapter),
+                          **kwargs))
+
+
 @prop("reverse", requires=lambda caps: missing(caps, "reverse"))
 def _reverse():
     """The reverse direction, outputs in the backend's declared time order, with lengths when the
     backend has them (each sequence reversed within its own length)."""
-
-    @st.composite
-    def reversed_cases(draw, adapter):
-        sem = adapter.capabilities.length_semantics_for("reverse")
-        lengths = draw(st.sampled_from([None, sem])) if sem else None
-        return draw(cases_for(adapter, direction="reverse", lengths=lengths, initial_state=_maybe_state(adapter)))
-
-    return (lambda a: reversed_cases(a)), (lambda a, case, stats: _run(a, case, stats, "reverse"))
+    return (lambda a: _directed(a, "reverse")), (lambda a, case, stats: _run(a, case, stats, "reverse"))
 
 
 @prop("bidirectional", requires=lambda caps: missing(caps, "bidirectional"))
@@ -178,29 +181,15 @@ def _bidirectional():
     """A bidirectional layer: outputs concatenated forward | backward, aligned to input steps;
     final states forward then backward; with lengths when the backend has them, in the
     semantics it declares for a bidirectional layer."""
-
-    @st.composite
-    def bidirectional_cases(draw, adapter):
-        sem = adapter.capabilities.length_semantics_for("bidirectional")
-        lengths = draw(st.sampled_from([None, sem])) if sem else None
-        return draw(cases_for(adapter, direction="bidirectional", lengths=lengths, initial_state=_maybe_state(adapter)))
-
-    return (lambda a: bidirectional_cases(a)), (lambda a, case, stats: _run(a, case, stats, "bidirectional"))
+    return (lambda a: _directed(a, "bidirectional")), (lambda a, case, stats: _run(a, case, stats, "bidirectional"))
 
 
 @prop("stacked", requires=lambda caps: missing(caps, "layers", min_layers=2))
 def _stacked():
     """Stacked layers, with lengths when the backend has them (each layer masks the same padded
     steps); final states per layer in order."""
-
-    @st.composite
-    def stacked_cases(draw, adapter):
-        sem = adapter.capabilities.length_semantics_for("forward")
-        lengths = draw(st.sampled_from([None, sem])) if sem else None
-        return draw(cases_for(adapter, layers=(2, min(3, adapter.capabilities.max_layers)), lengths=lengths,
-                          initial_state=_maybe_state(adapter)))
-
-    return (lambda a: stacked_cases(a)), (lambda a, case, stats: _run(a, case, stats, "stacked"))
+    return ((lambda a: _directed(a, "forward", layers=(2, min(3, a.capabilities.max_layers)))),
+            (lambda a, case, stats: _run(a, case, stats, "stacked")))
 
 
 def _option(name, doc, spec, *features, recurrent_activation=None, activation=None, **case_kwargs):

@@ -101,7 +101,8 @@ class GatedAdapter:
     def check(self, case: Case, call: str = "run") -> None:
         lacks = lacking(case, self.inner.capabilities, call)
         if lacks:
-            raise Unsupported(f"{self.inner.name} cannot express this case: lacks " + ", ".join(lacks))
+            what = f"golden case {case.origin['fixture']}" if "fixture" in case.origin else "this case"
+            raise Unsupported(f"{self.inner.name} cannot express {what}: lacks " + ", ".join(lacks))
 
     def run(self, case: Case):
         self.check(case)

@@ -143,21 +143,33 @@ def cases(draw, *, dtype: str = "float32", spec: dict | None = None, batch=(1, 4
     n_layers = layers if isinstance(layers, int) else draw(st.integers(*layers))
     regime = draw(st.sampled_from(regimes))
     seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    dirs = 2 if direction == "bidirectional" else 1
-    out_size = the_spec.proj_size or h
-    stack = make_stack(rng, the_spec, d, h, layers=n_layers, directions=dirs, regime=regime, dtype=dtype,
-                       recurrent_bias=recurrent_bias)
-    x = make_inputs(rng, b, t, d, regime, dtype)
-    state = None
-    if initial_state:
-        state = [make_state(rng, b, out_size, h, dtype) for _ in range(n_layers * dirs)]
     lens = None
     if lengths is not None:
         lens = np.asarray(draw(st.lists(st.integers(0 if zero_length else 1, t), min_size=b, max_size=b)),
                           dtype=np.int64)
         if zero_length:
             lens[draw(st.integers(0, b - 1))] = 0
-        fill_padding(rng, x, lens, dtype)
-    return Case(spec=the_spec, layers=stack, x=x, initial_state=state, lengths=lens,
-                direction=direction, dtype=dtype, origin={"seed": seed, "regime": regime})
+    return build_case(np.random.default_rng(seed), the_spec, b, t, d, h, layers=n_layers, direction=direction,
+                      regime=regime, dtype=dtype, recurrent_bias=recurrent_bias, initial_state=initial_state,
+                      lengths=lens, origin={"seed": seed, "regime": regime})
+
+
+def build_case(rng: np.random.Generator, spec: LSTMSpec, batch: int, steps: int, input_size: int,
+               hidden_size: int, *, layers: int = 1, direction: str = "forward", regime: str = "moderate",
+               dtype: str = "float32", recurrent_bias: bool = False, initial_state: bool = False,
+               lengths=None, origin: dict | None = None) -> Case:
+    """The Case of given shapes with values from ``rng`` (weights, inputs, states, then garbage in
+    the padding, in that order): what ``cases`` draws, and what fixtures/generate.py writes."""
+    dirs = 2 if direction == "bidirectional" else 1
+    stack = make_stack(rng, spec, input_size, hidden_size, layers=layers, directions=dirs, regime=regime,
+                       dtype=dtype, recurrent_bias=recurrent_bias)
+    x = make_inputs(rng, batch, steps, input_size, regime, dtype)
+    state = None
+    if initial_state:
+        out_size = spec.proj_size or hidden_size
+        state = [make_state(rng, batch, out_size, hidden_size, dtype) for _ in range(layers * dirs)]
+    if lengths is not None:
+        lengths = np.asarray(lengths, dtype=np.int64)
+        fill_padding(rng, x, lengths, dtype)
+    return Case(spec=spec, layers=stack, x=x, initial_state=state, lengths=lengths, direction=direction,
+                dtype=dtype, origin=dict(origin or {}))

@@ -1,6 +1,6 @@
 """The properties catch deliberately broken variants of *this* backend's adapter: its weights
 loaded with two gate blocks swapped, its forget bias dropped, its state not carried, ... (see
-conformance/mutants.py).  A property the backend cannot express is reported unsupported."""
+conformance/harness/mutants.py).  A property the backend cannot express is reported unsupported."""
 
 from __future__ import annotations
 

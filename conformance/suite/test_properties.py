@@ -41,7 +41,7 @@ def test_property(adapter, property_name, request):
     if issue is not None and not narrow:
         record(adapter, property_name, "fail", stats,
                f"documented as a known non-conformance ({issue.reason}) but it now passes")
-        pytest.fail(f"{adapter.name} {property_name} is listed in conformance/known_issues.py as a "
+        pytest.fail(f"{adapter.name} {property_name} is listed in conformance/harness/known_issues.py as a "
                     f"known non-conformance ({issue.reason}, {issue.versions}) but now passes: "
                     f"the framework changed; update the entry")
     if narrow and stats.known_issue_examples:

@@ -26,7 +26,6 @@ a failure report ends with the command that reruns exactly that property.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from adapters.base import Unsupported
 from adapters.callable_adapter import DTYPES, KERNEL_LAYOUTS, RECURRENT_LAYOUTS, CallableAdapter, Convention
 from reference.activations import ACTIVATIONS, RECURRENT_ACTIVATIONS
 
-from .native import load_callable, usage_errors_exit
+from .native import answer, load_callable
 
 # Hypothesis and the harness are imported where they are used, so that building the command line
 # (every subcommand's options) does not need Hypothesis installed.
@@ -135,7 +134,6 @@ def check(fn, convention: Convention, *, max_examples: int = 100, seed: int = 0,
 # Command line
 
 def add_arguments(parser) -> None:
-    usage_errors_exit(parser, EXIT_ERROR)
     parser.add_argument("callable", metavar="MODULE:ATTR",
                         help="the LSTM callable (x, h0, c0, kernel, recurrent_kernel, bias) -> (y, h_T, c_T)")
     parser.add_argument("--gate-order", required=True, metavar="ORDER",
@@ -182,11 +180,7 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"error: {exc}")
         return EXIT_ERROR
-    if args.json:
-        print(json.dumps({"callable": args.callable, **report.to_dict()}, indent=2))
-    else:
-        print(render(report))
-    return report.exit_code
+    return answer(args, report, render(report))
 
 
 def render(report: CheckReport) -> str:

@@ -365,14 +365,11 @@ def save_npz(path, arrays: dict) -> None:
 # Command line
 
 def add_arguments(parser) -> None:
-    from .native import usage_errors_exit
-
     import argparse
 
-    usage_errors_exit(parser, 3)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     doc = __doc__.split("Names per framework", 1)[1].split("Exactness:", 1)[0]
-    parser.epilog = "names per framework" + doc.rstrip()
+    parser.epilog = "names per framework" + doc.rstrip() + "\n\n" + (parser.epilog or "")
     choices = ", ".join(FRAMEWORKS)
     parser.add_argument("--from", dest="source", required=True, metavar="FRAMEWORK", help=f"one of {choices}")
     parser.add_argument("--to", dest="target", required=True, metavar="FRAMEWORK", help=f"one of {choices}")

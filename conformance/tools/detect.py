@@ -3,7 +3,7 @@
     python -m conformance detect MODULE:ATTR [--hidden-size H] [--input-size D] [--dtype float32]
                                              [--seed S] [--json]
 
-The callable follows the native-function contract (``conformance.native``).  Detection does not
+The callable follows the native-function contract (``adapters.callable_adapter``).  Detection does not
 brute-force conventions through the callable: the callable's outputs for given inputs do not
 depend on the hypothesis, so it is called only on a handful of *probes* per weight layout (at
 most 4 layouts x 5 probes = 20 calls) and every hypothesis is scored against the reference on
@@ -47,7 +47,6 @@ estimate is good to about 1e-6 in float32 (1e-12 in float64) before snapping.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -64,7 +63,7 @@ from reference.layout import orient
 
 from ..harness.compare import compare
 from ..harness.tolerances import Tolerance, tolerance
-from .native import load_callable, presets_with_order, usage_errors_exit
+from .native import answer, load_callable, presets_with_order
 
 LAYOUT_PAIRS = tuple((k, r) for k in KERNEL_LAYOUTS for r in RECURRENT_LAYOUTS)
 #: How many of the best hypotheses on the one-step probe are scored on every probe.
@@ -657,7 +656,6 @@ def _all_refused_reason(errors) -> str:
 # Command line
 
 def add_arguments(parser) -> None:
-    usage_errors_exit(parser, EXIT_ERROR)
     parser.add_argument("callable", metavar="MODULE:ATTR",
                         help="the LSTM callable (x, h0, c0, kernel, recurrent_kernel, bias) -> "
                              "(y, h_T, c_T); module:attribute or path/to/file.py:attribute")
@@ -679,11 +677,7 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"error: {exc}")
         return EXIT_ERROR
-    if args.json:
-        print(json.dumps({"callable": args.callable, **result.to_dict()}, indent=2))
-    else:
-        print(render(result, args.callable))
-    return result.exit_code
+    return answer(args, result, render(result, args.callable))
 
 
 def render(result: Detection, target: str) -> str:

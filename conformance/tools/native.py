@@ -1,5 +1,5 @@
 """Command-line helpers of the tools that take a user's LSTM callable (``check``, ``detect``):
-loading ``module:attribute`` or ``path/to/file.py:attribute``, and argparse exit statuses.
+loading ``module:attribute`` or ``path/to/file.py:attribute``.
 
 The contract itself (``Convention``, ``call_native``, the adapter) is
 ``adapters.callable_adapter``.
@@ -9,21 +9,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from typing import Callable
 
 from reference.gates import GATE_ORDER_PRESETS
-
-
-def usage_errors_exit(parser, status: int = 3) -> None:
-    """Make argparse usage errors of ``parser`` exit with ``status`` (detect's 2 means "ambiguous")."""
-
-    def error(message):
-        parser.print_usage(sys.stderr)
-        parser.exit(status, f"{parser.prog}: error: {message}\n")
-
-    parser.error = error
 
 
 def presets_with_order(order: str) -> list[str]:
@@ -79,3 +70,12 @@ def load_callable(target: str) -> Callable:
         raise ValueError(f"callable: {target!r} is a {type(obj).__name__}, expected a callable "
                          f"(x, h0, c0, kernel, recurrent_kernel, bias) -> (y, h_T, c_T)")
     return obj
+
+
+def answer(args, result, text: str) -> int:
+    """Print ``result`` as one JSON object (``--json``) or as ``text``; return its exit status."""
+    if args.json:
+        print(json.dumps({"callable": args.callable, **result.to_dict()}, indent=2))
+    else:
+        print(text)
+    return result.exit_code

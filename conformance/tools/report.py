@@ -18,7 +18,7 @@ status is then 1 when there is any.  ``--fail-on-regression`` without a baseline
 failure as a regression.  ``--save-baseline DIR`` copies the results (JSON files and fixture
 outputs) to DIR, to refresh a checked-in baseline.
 
-Exit status: 0, 1 (regressions), 2 (no result file found, or a bad argument).
+Exit status: 0, 1 (regressions), 3 (no result file found, an unreadable one, or a bad argument).
 """
 
 from __future__ import annotations
@@ -557,7 +557,7 @@ def run(args: argparse.Namespace) -> int:
             baseline = load_results(args.baseline)
     except ReportError as exc:
         print(f"report: {exc}", file=sys.stderr)
-        return 2
+        return 3
     regressions = None
     if baseline is not None or args.fail_on_regression:
         regressions = find_regressions(results, baseline, Path(args.results), args.baseline)
