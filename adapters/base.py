@@ -151,12 +151,16 @@ class Case:
 class Output:
     """What a framework computed.
 
-    y      (B, T, out) batch-major; for a reverse run in ``Capabilities.reverse_time_order``
-    final  one (h_T, c_T) per layer and direction, in the order of ``Case.initial_state``
+    y         (B, T, out) batch-major; for a reverse run in ``Capabilities.reverse_time_order``
+    final     one (h_T, c_T) per layer and direction, in the order of ``Case.initial_state``
+    produced  what actually ran, when it depends on the case: a pipeline backend says what its
+              converter produced (e.g. "ONNX LSTM op", "Loop with 31 ops", "unrolled: 412 ops"),
+              which decides which runtime kernel was tested; counted per property in the results
     """
 
     y: np.ndarray
     final: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    produced: str | None = None
 
 
 class Unsupported(Exception):

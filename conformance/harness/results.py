@@ -48,6 +48,7 @@ class Stats:
     tolerance: dict = field(default_factory=dict)
     loosened: list = field(default_factory=list)
     worst_by_step: list = field(default_factory=list)  # max abs error of y per time step, worst example
+    produced: dict = field(default_factory=dict)  # what the backend ran (Output.produced) -> examples
 
     def record(self, comparisons: list[Comparison], tol, reasons, y_err_by_step=None):
         for c in comparisons:
@@ -73,6 +74,8 @@ class Stats:
                "tolerance_ratio": _json_number(self.ratio), "seconds": round(self.seconds, 3),
                "tolerance": self.tolerance, "loosened": self.loosened,
                "max_abs_error_by_step": self.worst_by_step}
+        if self.produced:
+            row["produced"] = dict(sorted(self.produced.items()))
         row.update(extra)
         if message:
             row["message"] = message[:4000]

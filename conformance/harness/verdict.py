@@ -56,9 +56,13 @@ def check_output(adapter: Adapter, case: Case, actual: Output, expected: Output,
             err = np.abs(np.asarray(actual.y, np.float64) - expected.y)
         by_step = np.nan_to_num(err, nan=0.0).max(axis=(0, 2))
     stats.record(comparisons, tol, reasons, by_step)
+    if actual.produced:
+        stats.produced[actual.produced] = stats.produced.get(actual.produced, 0) + 1
     failed = [c for c in comparisons if not c.ok]
     if failed:
         lines = [failure_header(adapter, case, property_name, what)]
+        if actual.produced:
+            lines.append(f"  the backend ran: {actual.produced}")
         lines += ["  " + c.describe() for c in failed]
         steps = [c.first_bad_step for c in failed if c.first_bad_step is not None]
         if steps:
