@@ -114,6 +114,13 @@ def check_gradients(adapter: Adapter, case: Case, actual: dict, expected: dict, 
         raise Mismatch("\n".join(lines), cause_of(failed))
 
 
+def failure_report(adapter: Adapter, case: Case, property_name: str, lines: list[str]) -> str:
+    """A failure report that is not a comparison (the callable hung, raised): the header with
+    the counterexample, ``lines``, the inputs when they are few, and the rerun command."""
+    return "\n".join([failure_header(adapter, case, property_name)] + [f"  {line}" for line in lines]
+                     + _values(adapter, case, {}) + [_rerun(adapter, property_name)])
+
+
 def counterexample(case: Case) -> str:
     """One line that says which example this is: shapes, state, regime and the value seed."""
     p = case.params
