@@ -31,6 +31,7 @@ BACKENDS: dict[str, str] = {
     "tf1-lstmcell": "adapters.tf1_adapter:TF1LSTMCellAdapter",
     "tf1-lstmcell-static": "adapters.tf1_adapter:TF1LSTMCellStaticAdapter",
     "tf1-block": "adapters.tf1_adapter:TF1BlockAdapter",
+    "paddle": "adapters.paddle_adapter:PaddleLSTMAdapter",
 }
 
 

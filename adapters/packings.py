@@ -13,6 +13,11 @@ Names per framework (one layer, one direction):
 torch      ``weight_ih`` (4H, D), ``weight_hh`` (4H, P), ``bias_ih``, ``bias_hh`` (4H,),
            ``weight_hr`` (P, H) with proj_size; gate order ifgo; two biases
            (torch/nn/modules/rnn.py; a state_dict adds the suffix ``_l<k>`` and ``_reverse``).
+paddle     ``weight_ih`` (4H, D), ``weight_hh`` (4H, P), ``bias_ih``, ``bias_hh`` (4H,) as torch, but
+           the projection is ``weight_ho`` (H, P), applied as ``h @ weight_ho`` (torch's
+           ``weight_hr`` is its transpose); gate order ifgo; two biases
+           (paddle/nn/layer/rnn.py, ``LSTMCell.__init__`` and ``forward``).  The names are those of
+           each cell (``nn.LSTM``'s sublayers ``{k}.cell``, ``{k}.cell_fw``, ``{k}.cell_bw``).
 keras      ``kernel`` (D, 4H), ``recurrent_kernel`` (H, 4H), ``bias`` (4H,) (absent with
            use_bias=False): ``LSTMCell``'s variables; gate order ifgo (Keras 2 and 3); no run-time
            forget bias (``unit_forget_bias`` only initialises the bias).
@@ -188,6 +193,22 @@ def _torch_params(arrays: dict) -> LSTMParams:
                              projection=None if projection is None else projection.T.copy()))
 
 
+def _paddle_names(p: LSTMParams) -> dict:
+    out = _torch_names(p)
+    if out.pop("weight_hr", None) is not None:
+        out["weight_ho"] = np.asarray(p.projection)  # (H, P), applied as h @ weight_ho
+    return out
+
+
+def _paddle_params(arrays: dict) -> LSTMParams:
+    a = _Arrays(arrays, "paddle")
+    projection = a.take("weight_ho", required=False)
+    return a.done(LSTMParams(kernel=orient(a.take("weight_ih"), "4H,D", rows="D"),
+                             recurrent_kernel=orient(a.take("weight_hh"), "4H,H", rows="H"),
+                             bias=a.take("bias_ih", required=False),
+                             recurrent_bias=a.take("bias_hh", required=False), projection=projection))
+
+
 def _keras_names(p: LSTMParams) -> dict:
     out = {"kernel": np.asarray(p.kernel), "recurrent_kernel": np.asarray(p.recurrent_kernel)}
     if p.bias is not None:
@@ -318,6 +339,8 @@ def _flax(framework: str, forget_input: str):
 PACKINGS: dict[str, Packing] = {
     p.name: p for p in (
         Packing("torch", "torch", _torch_names, _torch_params, two_biases=True,
+                holds=frozenset({"recurrent_bias", "projection"})),
+        Packing("paddle", "paddle", _paddle_names, _paddle_params, two_biases=True,
                 holds=frozenset({"recurrent_bias", "projection"})),
         Packing("keras", "keras", _keras_names, _keras_params, bias_optional=True),
         Packing("tf1", "tf1", _tf1_names, _tf1_params, runtime_forget_bias=1.0,

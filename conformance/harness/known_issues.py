@@ -41,6 +41,11 @@ def _padded_reverse_with_state(case) -> bool:
             and bool((case.lengths < case.steps).any()) and case.initial_state is not None)
 
 
+def _projection_with_padding(case) -> bool:
+    return (bool(case.spec.proj_size) and case.lengths is not None
+            and bool((case.lengths < case.steps).any()))
+
+
 KNOWN_ISSUES: list[KnownIssue] = [
     KnownIssue(
         "tf-block", "gradients", "tensorflow-cpu 2.21.0",
@@ -111,6 +116,16 @@ KNOWN_ISSUES: list[KnownIssue] = [
         "entry): an empty sequence outputs h0 at every step instead of zeros (the tensorflow and "
         "torch backends output zeros); its final state is right",
         when=_empty_sequence_with_state, when_text="batches with an empty sequence and a given initial state",
+    ),
+    KnownIssue(
+        "paddle", "option_combinations", "paddlepaddle 3.3.1 (CPU)",
+        "with proj_size, nn.LSTM does not use the fused rnn kernel (five parameters per cell, so "
+        "could_use_cudnn is False) but the Python loop _rnn_dynamic_graph (paddle/nn/layer/rnn.py), "
+        "which holds the state at padded steps (_maybe_copy) but returns the cell's raw output there: "
+        "the output of one step from the held state on the padding input, not zeros (the fused kernel "
+        "used without proj_size outputs zeros); valid outputs and final states are right "
+        "(docs/frameworks/paddle.md)",
+        when=_projection_with_padding, when_text="cases with a projection and padded steps",
     ),
 ]
 
