@@ -29,7 +29,7 @@ What the adapter does on top of Paddle, and nothing else:
   reversed within its length, is what is tested; the adapter never flips time steps);
 * ``proj_size >= hidden_size`` is refused by ``LSTMCell.__init__`` ("proj_size must be smaller
   than hidden_size"), as in torch; such a case runs with ``proj_size + 1`` units, the extra ones
-  inert (:func:`pad_units`: zero weights, biases and cell state, so c and the unit's
+  inert (``adapters.padding.pad_params``: zero weights, biases and cell state, so c and the unit's
   o * tanh(c) stay exactly 0, and zero rows in ``weight_ho``);
 * everything runs on the CPU (``paddle.set_device("cpu")``), in eval mode for forward runs.
 
@@ -42,47 +42,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.layout import join_gates, split_gates
-from reference.spec import LSTMParams
-
 from .base import Adapter, Capabilities, Case, Output, Unsupported
 from .packings import PACKINGS
+from .padding import pad_params, unpad_gradients
 
 PACKING = PACKINGS["paddle"]
 _NP = {"float32": np.float32, "float64": np.float64}
-
-
-def pad_units(params: LSTMParams, hidden: int) -> LSTMParams:
-    """``params`` (reference packing, any gate order) with inert units appended up to ``hidden``:
-    zero columns in every gate block of the kernels and biases and zero rows in the projection.
-    A padded unit has z = 0, so g = tanh(0) = 0 and, from c0 = 0, its c stays exactly 0 and its
-    o * tanh(c) is exactly 0; nothing of it reaches h through the projection."""
-    def widen(array):
-        blocks = split_gates(array, "ifgo")
-        extra = hidden - blocks["i"].shape[-1]
-        pad = [(0, 0)] * (blocks["i"].ndim - 1) + [(0, extra)]
-        return join_gates({g: np.pad(b, pad) for g, b in blocks.items()}, "ifgo")
-
-    arrays = params.arrays()
-    for name in ("kernel", "recurrent_kernel", "bias", "recurrent_bias"):
-        if name in arrays:
-            arrays[name] = widen(arrays[name])
-    if params.projection is not None:
-        arrays["projection"] = np.pad(params.projection, ((0, hidden - params.hidden_size), (0, 0)))
-    return LSTMParams(**arrays)
-
-
-def unpad_units(grads: dict, hidden: int) -> dict:
-    """Inverse of :func:`pad_units` on gradients keyed like ``reference.lstm_backward``."""
-    out = {}
-    for name, value in grads.items():
-        if name == "projection":
-            out[name] = value[:hidden]
-        elif name in ("kernel", "recurrent_kernel", "bias", "recurrent_bias"):
-            out[name] = join_gates({g: b[..., :hidden] for g, b in split_gates(value, "ifgo").items()}, "ifgo")
-        else:
-            out[name] = value
-    return out
 
 
 class PaddleLSTMAdapter(Adapter):
@@ -171,7 +136,7 @@ class PaddleLSTMAdapter(Adapter):
         itself), c0 widened to ``hidden`` units."""
         spec, dtype, p0 = case.spec, case.dtype, case.params
         hidden = max(p0.hidden_size, spec.proj_size + 1) if spec.proj_size else p0.hidden_size
-        layers = [[pad_units(p, hidden) if hidden != p0.hidden_size else p for p in dirs] for dirs in case.layers]
+        layers = [[pad_params(p, hidden) if hidden != p0.hidden_size else p for p in dirs] for dirs in case.layers]
         native = [[PACKING.to_native(p, spec.gate_order, forget_bias=spec.forget_bias) for p in dirs]
                   for dirs in layers]
         reverse_only = case.direction == "reverse"
@@ -260,7 +225,8 @@ class PaddleLSTMAdapter(Adapter):
                 + (c_n[0] * self._tensor(dc, dtype)).sum())
         grads = paddle.grad([loss], [x, h0, c0, *weights])
         gx, gh0, gc0, *gw = (self._numpy(g) for g in grads)
-        padded = pad_units(p, hidden) if hidden != p.hidden_size else p
+        padded = pad_params(p, hidden) if hidden != p.hidden_size else p
         out = {"x": gx, "h0": gh0[0], "c0": gc0[0, :, :p.hidden_size]}
-        out.update(unpad_units(PACKING.gradients(dict(zip(names, gw)), padded, case.spec.gate_order), p.hidden_size))
+        out.update(unpad_gradients(PACKING.gradients(dict(zip(names, gw)), padded, case.spec.gate_order),
+                                   p.hidden_size, hidden))
         return out
