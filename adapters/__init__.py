@@ -32,6 +32,9 @@ BACKENDS: dict[str, str] = {
     "tf1-lstmcell-static": "adapters.tf1_adapter:TF1LSTMCellStaticAdapter",
     "tf1-block": "adapters.tf1_adapter:TF1BlockAdapter",
     "paddle": "adapters.paddle_adapter:PaddleLSTMAdapter",
+    "haiku": "adapters.haiku_adapter:HaikuLSTMAdapter",
+    "haiku-static": "adapters.haiku_adapter:HaikuStaticUnrollAdapter",
+    "equinox": "adapters.equinox_adapter:EquinoxLSTMCellAdapter",
 }
 
 

@@ -33,6 +33,16 @@ cntk       ``W`` (D, 4H), ``H`` (P, 4H), ``b`` (4H,), peepholes ``Ci``, ``Cf``, 
            projection ``P`` (H, P); gate order igfo (cntk/layers/blocks.py, _RecurrentBlock).
 onnx       ``W`` (4H, D), ``R`` (4H, H), ``B`` (8H,) = [Wb, Rb], ``P`` (3H,) peepholes ordered
            i, o, f; gate order iofg (the LSTM operator; a model stacks directions on axis 0).
+haiku      ``linear/w`` (D + H, 4H) applied to concat([x, h]) and ``linear/b`` (4H,): the ``hk.Linear``
+           inside ``hk.LSTM`` (parameters ``<lstm name>/linear``); gate order igfo
+           (``i, g, f, o = jnp.split(gated, 4)``); the core adds 1 to the forget pre-activation at
+           run time, always (``f = jax.nn.sigmoid(f + 1)``; haiku/_src/recurrent.py, ``LSTM.__call__``).
+sonnet     ``w_i`` (D, 4H), ``w_h`` (P, 4H), ``b`` (4H,), ``projection`` (H, P): the variables of
+           ``snt.LSTM`` (Sonnet 2); gate order ifgo (``_lstm_fn``); ``forget_bias`` (default 1.0)
+           is added to ``b``'s forget block once, when the variables are created (``_initialize``):
+           no run-time forget bias.
+equinox    ``weight_ih`` (4H, D), ``weight_hh`` (4H, H), ``bias`` (4H,) (absent with use_bias=False):
+           the fields of ``eqx.nn.LSTMCell``, column vectors (``weight_ih @ x``); gate order ifgo.
 flax       ``ii/kernel``, ``if/kernel``, ``ig/kernel``, ``io/kernel`` (D, H), no bias;
            ``hi/kernel`` ... ``ho/kernel`` (H, H) and ``hi/bias`` ... ``ho/bias`` (H,): the
            parameter tree of ``flax.linen.LSTMCell`` / ``OptimizedLSTMCell`` flattened with "/".
@@ -234,7 +244,7 @@ def _tf1_names(p: LSTMParams) -> dict:
     return out
 
 
-def _fused_params(a: _Arrays, kernel: str, bias: str, peepholes: dict, projection: str | None):
+def _fused_params(a: _Arrays, kernel: str, bias: str, peepholes: dict | None, projection: str | None):
     fused = a.take(kernel)
     proj = a.take(projection, required=False) if projection else None
     if fused.ndim != 2 or fused.shape[1] % 4 or (proj is not None and proj.ndim != 2):
@@ -242,7 +252,7 @@ def _fused_params(a: _Arrays, kernel: str, bias: str, peepholes: dict, projectio
     out_size = fused.shape[1] // 4 if proj is None else proj.shape[1]
     k, r = split_fused_kernel(fused, fused.shape[0] - out_size)
     return a.done(LSTMParams(kernel=k, recurrent_kernel=r, bias=a.take(bias, required=False),
-                             peephole=a.peepholes(peepholes), projection=proj))
+                             peephole=a.peepholes(peepholes) if peepholes else None, projection=proj))
 
 
 def _tf1_params(arrays: dict) -> LSTMParams:
@@ -261,6 +271,41 @@ def _tf_block_names(p: LSTMParams) -> dict:
 
 def _tf_block_params(arrays: dict) -> LSTMParams:
     return _fused_params(_Arrays(arrays, "tf_block"), "w", "b", TF_BLOCK_PEEPHOLES, None)
+
+
+def _haiku_names(p: LSTMParams) -> dict:
+    return {"linear/w": join_fused_kernel(p.kernel, p.recurrent_kernel), "linear/b": np.asarray(p.bias)}
+
+
+def _haiku_params(arrays: dict) -> LSTMParams:
+    return _fused_params(_Arrays(arrays, "haiku"), "linear/w", "linear/b", None, None)
+
+
+def _sonnet_names(p: LSTMParams) -> dict:
+    out = {"w_i": np.asarray(p.kernel), "w_h": np.asarray(p.recurrent_kernel), "b": np.asarray(p.bias)}
+    if p.projection is not None:
+        out["projection"] = np.asarray(p.projection)
+    return out
+
+
+def _sonnet_params(arrays: dict) -> LSTMParams:
+    a = _Arrays(arrays, "sonnet")
+    return a.done(LSTMParams(kernel=a.take("w_i"), recurrent_kernel=a.take("w_h"), bias=a.take("b", required=False),
+                             projection=a.take("projection", required=False)))
+
+
+def _equinox_names(p: LSTMParams) -> dict:
+    out = {"weight_ih": orient(p.kernel, "4H,D", rows="D"), "weight_hh": orient(p.recurrent_kernel, "4H,H", rows="H")}
+    if p.bias is not None:
+        out["bias"] = np.asarray(p.bias)
+    return out
+
+
+def _equinox_params(arrays: dict) -> LSTMParams:
+    a = _Arrays(arrays, "equinox")
+    return a.done(LSTMParams(kernel=orient(a.take("weight_ih"), "4H,D", rows="D"),
+                             recurrent_kernel=orient(a.take("weight_hh"), "4H,H", rows="H"),
+                             bias=a.take("bias", required=False)))
 
 
 CNTK_PEEPHOLES = {"i": "Ci", "f": "Cf", "o": "Co"}
@@ -352,6 +397,11 @@ PACKINGS: dict[str, Packing] = {
         Packing("cntk", "cntk", _cntk_names, _cntk_params, holds=frozenset({"peephole", "projection"})),
         Packing("onnx", "onnx", _onnx_names, _onnx_params, two_biases=True,
                 holds=frozenset({"recurrent_bias", "peephole"})),
+        # hk.LSTM: f = sigmoid(f + 1) in __call__, always (its docstring says "after initialization").
+        Packing("haiku", "haiku", _haiku_names, _haiku_params, runtime_forget_bias=1.0),
+        # snt.LSTM (Sonnet 2): forget_bias is added to b_f once, in _initialize; none at run time.
+        Packing("sonnet", "sonnet", _sonnet_names, _sonnet_params, holds=frozenset({"projection"})),
+        Packing("equinox", "equinox", _equinox_names, _equinox_params, bias_optional=True),
         Packing("flax", "ifgo", *_flax("flax", "f")),
         Packing("flax_nnx", "ifgo", *_flax("flax_nnx", "f_")),
     )
