@@ -35,6 +35,9 @@ BACKENDS: dict[str, str] = {
     "haiku": "adapters.haiku_adapter:HaikuLSTMAdapter",
     "haiku-static": "adapters.haiku_adapter:HaikuStaticUnrollAdapter",
     "equinox": "adapters.equinox_adapter:EquinoxLSTMCellAdapter",
+    "mindspore": "adapters.mindspore_adapter:MindSporeLSTMAdapter",
+    "sonnet": "adapters.sonnet_adapter:SonnetLSTMAdapter",
+    "sonnet-unrolled": "adapters.sonnet_adapter:SonnetUnrolledLSTMAdapter",
 }
 
 
