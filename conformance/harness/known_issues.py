@@ -153,6 +153,14 @@ KNOWN_ISSUES: list[KnownIssue] = [
     KnownIssue("mindspore", "step_by_step", "mindspore 2.10.0 (CPU)", _MINDSPORE_TANH, when=_every_case,
                when_text="every case (nn.LSTMCell)"),
     KnownIssue(
+        "sonnet-unrolled", "gradients", "dm-sonnet 2.0.2 on tensorflow-cpu 2.21.0",
+        "snt.UnrolledLSTM runs tf.raw_ops.BlockLSTMV2 on the CPU (sonnet/src/recurrent.py, "
+        "_block_unrolled_lstm, chosen eagerly and by Grappler's implementation selector in a "
+        "tf.function), and TensorFlow registers the V1 gradient for that op (see the tf-block-v2 "
+        "entry): every gradient of an UnrolledLSTM on the CPU is wrong (dx, dh0, dc0 and the weights, "
+        "not just swapped blocks); snt.LSTM with snt.dynamic_unroll is right (docs/frameworks/sonnet.md)",
+    ),
+    KnownIssue(
         "mindspore", "dtype_float64", "mindspore 2.10.0 (CPU)",
         "nn.LSTM(dtype=float64) without an initial state and without seq_length runs the fused CPU LSTM "
         "kernel and returns a Float64 tensor computed with float32 accuracy (errors ~1e-7, not 1e-15); "
