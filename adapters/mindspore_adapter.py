@@ -232,7 +232,9 @@ class MindSporeLSTMAdapter(Adapter):
                       bucket_steps(case.steps), bucket(case.params.input_size, 8), bucket(case.params.hidden_size, 8))
         entry = self._compiled.get(cfg)
         if entry is None:
-            module = self._lstm(cfg.inputs, cfg.hidden, cfg.layers, cfg.bidirectional, dtype)
+            # Its own instance: a set_data on a Cell detaches it from the graphs compiled before.
+            module = self._ms.nn.LSTM(cfg.inputs, cfg.hidden, num_layers=cfg.layers, batch_first=True,
+                                      bidirectional=cfg.bidirectional, dtype=getattr(self._ms, dtype))
 
             def forward(x, h0, c0, lengths):
                 return module(x, (h0, c0), lengths)
