@@ -193,14 +193,21 @@ def _torch_names(p: LSTMParams) -> dict:
     return out
 
 
-def _torch_params(arrays: dict) -> LSTMParams:
-    a = _Arrays(arrays, "torch")
-    projection = a.take("weight_hr", required=False)
+def _two_bias_params(arrays: dict, framework: str, projection_name: str, projection_layout: str) -> LSTMParams:
+    """torch-like names (weight_ih, weight_hh, bias_ih, bias_hh) -> LSTMParams; the projection
+    is stored (P, H) (torch's weight_hr: "P,H") or (H, P) (paddle's weight_ho: "H,P")."""
+    a = _Arrays(arrays, framework)
+    projection = a.take(projection_name, required=False)
+    if projection is not None and projection_layout == "P,H":
+        projection = projection.T.copy()
     return a.done(LSTMParams(kernel=orient(a.take("weight_ih"), "4H,D", rows="D"),
                              recurrent_kernel=orient(a.take("weight_hh"), "4H,H", rows="H"),
                              bias=a.take("bias_ih", required=False),
-                             recurrent_bias=a.take("bias_hh", required=False),
-                             projection=None if projection is None else projection.T.copy()))
+                             recurrent_bias=a.take("bias_hh", required=False), projection=projection))
+
+
+def _torch_params(arrays: dict) -> LSTMParams:
+    return _two_bias_params(arrays, "torch", "weight_hr", "P,H")
 
 
 def _paddle_names(p: LSTMParams) -> dict:
@@ -211,12 +218,7 @@ def _paddle_names(p: LSTMParams) -> dict:
 
 
 def _paddle_params(arrays: dict) -> LSTMParams:
-    a = _Arrays(arrays, "paddle")
-    projection = a.take("weight_ho", required=False)
-    return a.done(LSTMParams(kernel=orient(a.take("weight_ih"), "4H,D", rows="D"),
-                             recurrent_kernel=orient(a.take("weight_hh"), "4H,H", rows="H"),
-                             bias=a.take("bias_ih", required=False),
-                             recurrent_bias=a.take("bias_hh", required=False), projection=projection))
+    return _two_bias_params(arrays, "paddle", "weight_ho", "H,P")
 
 
 def _keras_names(p: LSTMParams) -> dict:
