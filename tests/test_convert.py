@@ -226,6 +226,8 @@ def test_cli_refuses_pickles_and_missing_files(tmp_path, capsys):
     assert "without pickle" in capsys.readouterr().out
     assert main(["convert", "--from", "keras", "--to", "torch", str(tmp_path / "none.npz"),
                  str(tmp_path / "o.npz")]) == 3
+    assert main(["convert", "--from", "keras", str(path), str(tmp_path / "o.npz")]) == 3
+    assert "needs --to" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exc:
-        main(["convert", "--from", "keras", str(path), str(tmp_path / "o.npz")])
+        main(["convert", "--from", "keras", "--no-such-option", str(path)])
     assert exc.value.code == 3

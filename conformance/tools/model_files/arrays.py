@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -189,7 +190,10 @@ def load_torch(path) -> dict[str, np.ndarray]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(exc).splitlines() if line.strip()]
+        text = next((line for line in lines if "Unsupported global" in line or "Unpickler error" in line),
+                    lines[0] if lines else type(exc).__name__)
+        text = text.split(" Please use", 1)[0]
         if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "Unpickler" in str(exc):
             raise ModelFileError(f"{path}: refused: it holds objects other than tensors, and a .pt is read only "
                                  f"through torch.load(weights_only=True) ({text[:200]}); save the "

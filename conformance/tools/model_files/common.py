@@ -73,8 +73,8 @@ def guess_framework(arrays: dict, path) -> str:
     """torch when every name is a state_dict name of nn.LSTM; flax / flax_nnx for a Flax
     LSTMCell tree; otherwise ask for --from."""
     keys = list(arrays)
-    if keys and all(TORCH_NAME.match(k) for k in keys):
-        return "torch"
+    if any(TORCH_NAME.match(k) for k in keys):
+        return "torch"  # a whole model's state_dict: its other tensors are not LSTM weights
     if keys and all(FLAX_CELL.match(k) for k in keys):
         return "flax_nnx" if any(FLAX_CELL.match(k).group(2) == "if_" for k in keys) else "flax"
     raise ModelFileError(f"{path}: cannot tell whose names these are ({', '.join(sorted(keys)[:6])}"
