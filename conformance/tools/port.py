@@ -65,8 +65,17 @@ def runner_of(model: cv.Model) -> str:
 
 
 def load(backend: str, side: str, path):
+    import importlib.util
+    import os
+    import sys
+
     from adapters import load_adapter
 
+    if backend == "keras3" and "KERAS_BACKEND" not in os.environ and "keras" not in sys.modules:
+        # Keras 3 on whichever backend is installed here (keras reads KERAS_BACKEND once, at import).
+        found = [b for b in ("torch", "jax", "tensorflow") if importlib.util.find_spec(b) is not None]
+        if found:
+            os.environ["KERAS_BACKEND"] = found[0]
     try:
         return load_adapter(backend)
     except Exception as exc:  # an ImportError wrapped by load_adapter, or the framework's own
