@@ -204,11 +204,9 @@ def _stack(models: list[tuple[cv.Model, dict]], path) -> list[cv.Model]:
     """Consecutive layers form one stacked LSTM when the earlier returns sequences and feeds the
     later (``follows``), with the same directions and activations."""
     out: list[cv.Model] = []
-    prev_cfg: dict | None = None
     for model, info in models:
         last = out[-1] if out else None
-        if (last is not None and prev_cfg is not None and info.get("follows")
-                and prev_cfg.get("return_sequences") and len(last.layers[0]) == len(model.layers[0])
+        if (last is not None and info.get("follows") and len(last.layers[0]) == len(model.layers[0])
                 and not last.reverse and not model.reverse and not last.refusal and not model.refusal
                 and (last.recurrent_activation, last.activation) == (model.recurrent_activation, model.activation)
                 and model.layers[0][0].input_size == last.layers[-1][0].output_size * len(last.layers[0])):
@@ -216,7 +214,6 @@ def _stack(models: list[tuple[cv.Model, dict]], path) -> list[cv.Model]:
             last.name += f"+{model.name}"
         else:
             out.append(model)
-        prev_cfg = info.get("cfg")
     for model in out:
         if len(model.layers) > 1:
             model.conventions.append(f"{len(model.layers)} layers stacked: each returns sequences into the next")
@@ -251,17 +248,35 @@ def read_keras3(path, options) -> list[cv.Model]:
     layer_configs = dict(_config_layers(config)) if isinstance(config, dict) else {}
     ordered = [label for label, _ in _config_layers(config)] if layer_configs else []
     labels = [label for label in ordered if label in found] + sorted(set(found) - set(ordered), key=_natural)
-    entries, previous = [], None
-    for label in labels:
+    entries, previous, previous_cfg = [], None, {}
+    for n, label in enumerate(labels):
         layer_cfg = layer_configs.get(label, {})
         cfg = _inner_config(layer_cfg) if layer_cfg else {}
-        index = ordered.index(label) if label in ordered else -1
-        follows = previous is not None and index == previous + 1 and _same_container(ordered[previous], label)
-        follows = follows and _feeds(config, ordered, previous, index)
-        entries.append((_model(path, label, found[label], cfg, layer_cfg, keras2=False),
-                        {"cfg": cfg, "follows": follows}))
-        previous = index if index >= 0 else None
-    return _stack(entries, path) if layer_configs else [m for m, _ in entries]
+        if layer_configs:
+            index = ordered.index(label) if label in ordered else -1
+            follows = (previous is not None and index == previous + 1 and _same_container(ordered[previous], label)
+                       and bool(previous_cfg.get("return_sequences")) and _feeds(config, ordered, previous, index))
+            previous, previous_cfg = (index if index >= 0 else None), cfg
+        else:
+            follows = n > 0 and _numbered_after(labels[n - 1], label)
+        entries.append((_model(path, label, found[label], cfg, layer_cfg, keras2=False), {"follows": follows}))
+    models = _stack(entries, path)
+    if not layer_configs:
+        for model in models:
+            if len(model.layers) > 1:
+                model.conventions.append("stacked because the layers are numbered in sequence and each one's input "
+                                         "is the output of the one before; a .weights.h5 holds no topology: "
+                                         "convert the .keras file if they are separate LSTMs")
+    return models
+
+
+def _numbered_after(a: str, b: str) -> bool:
+    """``layers/lstm`` then ``layers/lstm_1`` (Keras numbers layers of one class in model order)."""
+    def split(label):
+        m = re.match(r"^(.*?)(?:_(\d+))?$", label)
+        return m.group(1), int(m.group(2) or 0)
+    (base_a, k_a), (base_b, k_b) = split(a), split(b)
+    return base_a == base_b and k_b == k_a + 1
 
 
 def _natural(label: str):
@@ -334,13 +349,13 @@ def _read_legacy(root, path) -> list[cv.Model]:
             if layer_cfg and not cfg:
                 continue  # another recurrent layer (GRU) with the same variable names
             previous = entries[-1][1]["position"] if entries else None
+            follows = previous == position - 1 and bool(config) and bool(entries[-1][1]["cfg"].get("return_sequences"))
             entries.append((_model(path, name, [directions[d] for d in sorted(directions)], cfg, layer_cfg,
                                    keras2=keras2),
-                            {"cfg": cfg, "follows": previous == position - 1 and bool(config),
-                             "position": position}))
+                            {"cfg": cfg, "follows": follows, "position": position}))
     if not entries:
         raise ModelFileError(f"{path}: holds no Keras LSTM layer (no layer with kernel, recurrent_kernel and bias)")
-    models = _stack(entries, path) if config else [m for m, _ in entries]
+    models = _stack(entries, path)
     for model in models:
         model.conventions.insert(0, f"Keras {version} HDF5 file")
     return models
