@@ -98,11 +98,11 @@ def load_safetensors(path) -> tuple[dict[str, np.ndarray], dict]:
     data = read_bytes(path, "a .safetensors file")
     header = _safetensors_header(path, data)
     unsupported = {k: v.get("dtype") for k, v in header.items() if k != "__metadata__"
-                   and isinstance(v, dict) and v.get("dtype") not in SAFETENSORS_DTYPES}
+                   and isinstance(v, dict) and str(v.get("dtype")) not in SAFETENSORS_DTYPES}
     if unsupported:
         key, dtype = next(iter(unsupported.items()))
-        raise ModelFileError(f"{path}: {key}: dtype {dtype} cannot be read as NumPy (bfloat16 and 8-bit floats "
-                             f"have no NumPy type); save the weights as float32 (tensor.float())")
+        raise ModelFileError(f"{where(path, key)}: dtype {dtype!r} cannot be read as NumPy (bfloat16 and 8-bit "
+                             f"floats have no NumPy type); save the weights as float32 (tensor.float())")
     st = need("safetensors.numpy", path, "reading a .safetensors file")
     try:
         arrays = st.load(data)

@@ -31,7 +31,10 @@ PACKAGES = {
 
 class ModelFileError(ValueError):
     """A model file that cannot be read or written: the message names the file (and key) and says
-    what to do."""
+    what to do, on one line (line breaks from names in the file are escaped)."""
+
+    def __init__(self, message: str):
+        super().__init__(str(message).replace("\r", "\\r").replace("\n", "\\n"))
 
 
 def need(package: str, path, purpose: str):
@@ -45,7 +48,11 @@ def need(package: str, path, purpose: str):
 
 
 def where(path, key: str | None = None) -> str:
-    return f"{path}" + (f": {key}" if key else "")
+    """``path: key`` for a message (a key that is not printable is quoted, so that the message
+    stays one line)."""
+    if key is None or key == "":
+        return f"{path}" if key is None else f"{path}: ''"
+    return f"{path}: " + (key if str(key).isprintable() else repr(key))
 
 
 def float_array(value, path, key: str) -> np.ndarray:

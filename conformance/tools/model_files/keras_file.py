@@ -239,10 +239,16 @@ def read_keras3(path, options) -> list[cv.Model]:
             raise ModelFileError(f"{path}: not a readable .keras archive ({type(exc).__name__}: {str(exc)[:160]}); "
                                  f"save it again with model.save('x.keras')") from None
         data = weights
-    with _h5(path, data) as root:
-        if "layer_names" in root.attrs or "model_weights" in root:
-            return _read_legacy(root, path)
-        found = _keras3_layers(root, path)
+    try:
+        with _h5(path, data) as root:
+            if "layer_names" in root.attrs or "model_weights" in root:
+                return _read_legacy(root, path)
+            found = _keras3_layers(root, path)
+    except ModelFileError:
+        raise
+    except Exception as exc:  # h5py's errors on a damaged file (RuntimeError, KeyError, OSError, ...)
+        raise ModelFileError(f"{path}: a damaged HDF5 file ({type(exc).__name__}: {str(exc)[:160]}); save it again "
+                             f"with model.save / model.save_weights") from None
     if not found:
         raise ModelFileError(f"{path}: holds no Keras LSTM layer (no group with cell/vars 0, 1, 2)")
     layer_configs = dict(_config_layers(config)) if isinstance(config, dict) else {}
