@@ -291,7 +291,7 @@ def _missing(framework: str, names: dict, where: str, absent, *, suffix: str = "
     for name in sorted(set(expected) - set(names)):
         full = where + name if not suffix else name + suffix
         if name in absent or full in absent:
-            notes.append(f"{full} is absent (--absent {name}): taken as zero")
+            notes.append(f"{full} is absent (--absent {name if name in absent else full}): taken as zero")
             continue
         raise ValueError(f"weights: expected an array named {full!r}, not found: {framework} always stores it "
                          f"and nothing is invented; if the source really has none, pass --absent {name} to "

@@ -161,6 +161,8 @@ def write_models(path, models: list[cv.Model], framework: str, *, format: str | 
     from . import arrays as af
 
     framework = cv._framework(framework, "--to")
+    if Path(path).is_dir():
+        write_bytes(path, b"")  # the one message for a directory given as OUT
     fmt = detect_format(path, format, argument="--to-format")
     if framework not in fmt.writes:
         can = [f.name for f in FORMATS.values() if framework in f.writes]
