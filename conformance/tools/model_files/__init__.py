@@ -175,7 +175,14 @@ def write_models(path, models: list[cv.Model], framework: str, *, format: str | 
     for target, group in output_paths(Path(path), models, many):
         notes, shapes, dtypes, named = [], {}, [], {}
         for model in group:
-            arrays, model_notes = cv.convert_model(model, framework, forget_bias=forget_bias)
+            try:
+                arrays, model_notes = cv.convert_model(model, framework, forget_bias=forget_bias)
+            except ValueError as exc:
+                if len(models) < 2:
+                    raise
+                others = ", ".join(repr(m.name) for m in models if m is not model)
+                raise ModelFileError(f"{exc} (the file holds other LSTMs too: convert one of them with --layer "
+                                     f"NAME: {others})") from None
             notes += [f"{model.name}: {n}" if len(group) > 1 else n for n in model_notes]
             prefix = ""
             if len(group) > 1:

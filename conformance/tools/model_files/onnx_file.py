@@ -109,7 +109,7 @@ def read(path, options) -> list[cv.Model]:
                                      f"the layer below it ({spec}); such a stack has no equivalent elsewhere")
             spec = node_spec
             layers.append(layer)
-        direction, recurrent, activation, clip, layout = spec
+        direction, recurrent, activation, clip, layout, input_forget = spec
         name = chain[0].name or f"LSTM{k}"
         if len(chain) > 1:
             name += "".join(f"+{n.name or '?'}" for n in chain[1:])
@@ -120,9 +120,14 @@ def read(path, options) -> list[cv.Model]:
         conventions.append(f"activations f={recurrent}, g=h={activation}")
         if clip is not None:
             conventions.append(f"clip {clip:g}: every gate pre-activation is clipped")
+        refusal = ""
+        if input_forget:
+            conventions.append("input_forget=1: the input and forget gates are coupled")
+            refusal = ("input_forget=1 couples the input and forget gates, which neither the reference nor any "
+                       "other framework computes")
         models.append(cv.Model(layers, 0.0, [], name=name, framework="onnx", recurrent_activation=recurrent,
                                activation=activation, gate_clip=clip, reverse=direction == "reverse",
-                               conventions=conventions))
+                               conventions=conventions, refusal=refusal))
     return models
 
 
@@ -135,9 +140,6 @@ def _layer(node, array, path):
     direction = direction.decode() if isinstance(direction, bytes) else str(direction)
     if direction not in ("forward", "reverse", "bidirectional"):
         raise ModelFileError(f"{path}: {key}: direction {direction!r} is not forward, reverse or bidirectional")
-    if attrs.get("input_forget", 0):
-        raise ModelFileError(f"{path}: {key}: input_forget=1 couples the input and forget gates, which neither "
-                             f"the reference nor any other framework computes: it cannot be converted")
     dirs = 2 if direction == "bidirectional" else 1
     names = [str(n.decode() if isinstance(n, bytes) else n) for n in attrs.get("activations", [])]
     alphas, betas = list(attrs.get("activation_alpha", [])), list(attrs.get("activation_beta", []))
@@ -183,7 +185,8 @@ def _layer(node, array, path):
                  for d in range(dirs)]
     except ValueError as exc:
         raise ModelFileError(f"{path}: {key}: {exc}") from None
-    return layer, (direction, recurrent, activation, clip, int(attrs.get("layout", 0)))
+    return layer, (direction, recurrent, activation, clip, int(attrs.get("layout", 0)),
+                   int(attrs.get("input_forget", 0)))
 
 
 # --------------------------------------------------------------------------------------------
