@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters.onnxruntime_adapter import ACTIVATIONS, IR_VERSION, OPSET, RECURRENT_ACTIVATIONS
+from adapters.onnxruntime_adapter import (ACTIVATIONS, IR_VERSION, OPSET, RECURRENT_ACTIVATIONS,
+                                          activation_attributes)
 
 from .. import convert as cv
 from .arrays import read_bytes
@@ -201,18 +202,8 @@ def model_proto(model: cv.Model, *, forget_bias: float = 0.0):
     p0 = model.layers[0][0]
     dirs, n_layers, hidden = len(model.layers[0]), len(model.layers), p0.hidden_size
     direction = model.direction
-    attrs = {"hidden_size": hidden, "direction": direction, "layout": 0}
-    if (model.recurrent_activation, model.activation) != ("sigmoid", "tanh"):
-        names, alpha, beta = [], [], []
-        for fn in (RECURRENT_ACTIVATIONS[model.recurrent_activation], ACTIVATIONS[model.activation],
-                   ACTIVATIONS[model.activation]) * dirs:
-            names.append(fn[0])
-            if fn[1] is not None:
-                alpha.append(fn[1])
-                beta.append(fn[2])
-        attrs["activations"] = names
-        if alpha:
-            attrs["activation_alpha"], attrs["activation_beta"] = alpha, beta
+    attrs = {"hidden_size": hidden, "direction": direction, "layout": 0,
+             **activation_attributes(model.recurrent_activation, model.activation, dirs)}
     if model.gate_clip is not None:
         attrs["clip"] = float(model.gate_clip)
     f32 = TensorProto.FLOAT
