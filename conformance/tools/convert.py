@@ -1,11 +1,22 @@
-"""Convert LSTM weights between the native packings and names of the frameworks, as .npz files.
+"""Convert LSTM weights between the native packings and names of the frameworks: model files and
+.npz files of named arrays.
 
+    python -m conformance convert --list MODEL_FILE
+    python -m conformance convert --to onnx model.pt model.onnx [--layer NAME] [--verify]
     python -m conformance convert --from torch --to keras IN.npz OUT.npz [--forget-bias F] [--input-size D]
+
+Model files (.safetensors, .pt, .keras, .weights.h5, .h5, .onnx, .msgpack, TF checkpoints) are
+read and written by ``conformance.tools.model_files`` (one module per format; ``convert -h``
+lists the formats); each LSTM a file holds becomes a :class:`Model` with its name in the file and
+the conventions its framework implies.  ``port`` (``convert --verify``) proves a conversion by
+running both sides (conformance/tools/port.py).
 
 Every conversion goes through the reference packing (``reference.LSTMParams`` in gate order
 "ifgo", one per layer and direction) with ``reference.layout`` doing all the gate permutations,
-transposes, splits and bias folds.  Files are read with ``np.load(allow_pickle=False)`` and
-written with ``np.savez``; arrays keep their dtype.
+transposes, splits and bias folds.  .npz files are read with ``np.load(allow_pickle=False)`` and
+written with ``np.savez``; float arrays keep their dtype, integer arrays become float32 (said so),
+and the dtype written is reported.  Nothing is invented: a tensor the source framework always
+stores that the file lacks is an error naming it, unless ``--absent NAME`` says it is absent.
 
 Names per framework (one layer, one direction; see "Layers and directions" below) are the
 entries of ``adapters.packings`` (its module docstring lists them), the same table the adapters

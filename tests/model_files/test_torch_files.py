@@ -233,3 +233,37 @@ def test_no_bias_at_all_is_torch_bias_false(tmp_path, capsys):
     assert "no biases (nn.LSTM(bias=False))" in capsys.readouterr().out
     x = np.random.default_rng(2).normal(size=(B, T, D)).astype(np.float32)
     _close(runners.onnx_file(out_path)(x), _torch_run(lstm, x))
+
+
+def test_convert_verify_is_port(saved, tmp_path, capsys):
+    folder, _ = saved
+    assert main(["convert", "--verify", "--to", "keras", str(folder / "tagger.safetensors"),
+                 str(tmp_path / "v.weights.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "source vs target" in out and "verdict: both sides conform and agree" in out
+
+
+def test_port_catches_a_wrong_conversion(saved, tmp_path, capsys, monkeypatch):
+    """A writer that swaps two gate blocks of the last layer: each file alone runs like the
+    reference on its own weights, but source vs target diverges, and port exits 1 saying where."""
+    from conformance.tools.model_files import onnx_file
+    from reference import LSTMParams
+    from reference.gates import permute_gates
+
+    folder, _ = saved
+    write = onnx_file.write
+
+    def swapped(model, **kwargs):
+        p = model.layers[-1][0]
+        bad = LSTMParams(kernel=permute_gates(p.kernel, "ifgo", "figo"), recurrent_kernel=p.recurrent_kernel,
+                         bias=p.bias, recurrent_bias=p.recurrent_bias)
+        layers = [list(d) for d in model.layers]
+        layers[-1][0] = bad
+        return write(type(model)(layers, model.forget_bias, name=model.name, framework=model.framework), **kwargs)
+
+    monkeypatch.setattr(onnx_file, "write", swapped)
+    code = main(["port", "--to", "onnx", str(folder / "tagger.pt"), str(tmp_path / "bad.onnx"), "--examples", "1"])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "source vs target" in out and "FAIL" in out and "first diverging step: t=0" in out
+    assert "target vs reference       1 examples" in out and "check(s) failed" in out
