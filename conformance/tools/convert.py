@@ -60,11 +60,9 @@ half an ulp of b + F).  The *function* is preserved in all cases.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 

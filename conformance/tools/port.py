@@ -116,7 +116,6 @@ def verify_written(args, models: list[cv.Model], written) -> int:
 
 def _verify_one(in_path, source: cv.Model, out_path, target: cv.Model, examples: int, seed: int) -> int:
     from adapters.base import Case
-    from conformance.harness.compare import compare
     from conformance.harness.strategies import fill_padding, make_inputs, make_state, round_to
     from conformance.harness.tolerances import tolerance
     from conformance.harness.verdict import expected_for

@@ -165,10 +165,10 @@ def write_models(path, models: list[cv.Model], framework: str, *, format: str | 
         write_bytes(path, b"")  # the one message for a directory given as OUT
     fmt = detect_format(path, format, argument="--to-format")
     if framework not in fmt.writes:
-        can = [f.name for f in FORMATS.values() if framework in f.writes]
+        can = ", ".join(f.extensions[0] for f in FORMATS.values() if framework in f.writes)
+        what = "read only" if not fmt.writes else "written for " + ", ".join(fmt.writes)
         raise ModelFileError(f"{path}: a {fmt.name} file cannot be written for {framework} ({fmt.name} is "
-                             f"{'read only' if not fmt.writes else 'written for ' + ', '.join(fmt.writes)}); "
-                             f"{framework} is written as {', '.join('.' + c if c != 'weights.h5' else '.weights.h5' for c in can)}")
+                             f"{what}); {framework} is written as {can}")
     fb = cv._forget_bias(framework, forget_bias)
     out = []
     many = fmt.holds_many and (framework == "torch" or fmt.name == "msgpack")
@@ -219,7 +219,8 @@ def write_bytes(path, data: bytes) -> None:
     """Write ``data`` to ``path``, or one clear line saying why it cannot be written."""
     path = Path(path)
     if path.is_dir():
-        raise ModelFileError(f"OUT: {path} is a directory; give a file name (e.g. {path / 'model'}{path.suffix or '.npz'})")
+        raise ModelFileError(f"OUT: {path} is a directory; give a file name in it (e.g. "
+                             f"{path / 'model'}{path.suffix or '.npz'})")
     if not path.parent.is_dir():
         raise ModelFileError(f"OUT: {path}: the directory {path.parent} does not exist; create it first")
     try:

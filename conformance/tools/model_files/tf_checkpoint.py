@@ -57,7 +57,8 @@ def read(path, *, forget_bias=None) -> list[cv.Model]:
         m = KERAS_VARIABLE.match(name)
         if m:
             direction = {"forward_layer": "forward/", "backward_layer": "backward/"}.get(m.group(2), "")
-            keras.setdefault(m.group(1), {})[f"layer0/{direction}{m.group(3)}" if direction else m.group(3)] = value(name)
+            key = f"layer0/{direction}{m.group(3)}" if direction else m.group(3)
+            keras.setdefault(m.group(1), {})[key] = value(name)
             continue
         m = TF1_VARIABLE.match(name)
         if m:
