@@ -343,3 +343,17 @@ def test_list_an_npz(tmp_path, capsys):
     assert main(["convert", "--list", "--json", str(path)]) == 0
     listed = json.loads(capsys.readouterr().out)["lstms"][0]
     assert listed["biases"] == 2 and listed["hidden_size"] == 4 and listed["dtype"] == "float32"
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("torch") is not None,
+                    reason="what a machine without torch is told (tox -e reference has no torch)")
+def test_pt_without_torch_says_how_to_export(tmp_path, capsys):
+    import zipfile
+
+    path = tmp_path / "model.pt"
+    with zipfile.ZipFile(path, "w") as archive:  # the layout of torch.save, never opened here
+        archive.writestr("model/data.pkl", b"\x80\x02}q\x00.")
+    assert main(["convert", "--list", str(path)]) == 3
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "torch is not installed here" in out
+    assert "tox -e ports" in out and "safetensors.torch" in out and "weights_only=True" in out
