@@ -256,6 +256,21 @@ def is_ready(name: str) -> bool:
     return not env.needs_mpi or mpi_links_ok(env_dir(name) / "lib")
 
 
+def diagnose(name: str) -> str | None:
+    """None when the env is set up; otherwise what is missing (the prerequisite checks' own
+    message when one fails: no Open MPI, no CPython 3.X), ending with the command that fixes it."""
+    if is_ready(name):
+        return None
+    env = get_env(name)
+    try:
+        if env.needs_mpi:
+            find_mpi_libdir()
+        find_python(env)
+    except SetupError as exc:
+        return f"{exc} Then: python -m conformance setup {name}"
+    return f"{name}: the worker environment is not set up in {env_dir(name)}: run python -m conformance setup {name}"
+
+
 def setup(name: str, *, python: str | None = None, force: bool = False, quiet: bool = False) -> Path:
     """Create (or verify) the worker environment ``name``; returns its venv interpreter.
 
