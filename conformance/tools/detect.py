@@ -29,13 +29,16 @@ long        T=24 with every gate open and the candidate of one sign: |c| grows p
 Kernel layouts ("D,4H" / "4H,D") and recurrent layouts ("H,4H" / "4H,H") are told apart by the
 shapes the callable accepts (D != H and D != 4H by default) and then by values: a layout on which
 the callable raises or returns wrong shapes is a "no".  Every hypothesis (layout pair x 24 gate
-orders x 3 recurrent activations, each with its estimated forget bias) is ranked on the one-step
+orders x 3 recurrent activations x 3 cell activations (tanh, relu, linear), each with its estimated
+forget bias) is ranked on the one-step
 probe; the best ones are scored on every probe.  The score of a hypothesis is the largest
 |actual - expected| / (atol + rtol |expected|) over all outputs, with the tolerance of the dtype
 under test from ``conformance.tolerances``: a score <= 1 fits.
 
 Verdict: exactly one fit -> exit 0; none -> exit 1 (with the closest hypothesis and the first time
-step where it leaves the tolerance); several -> exit 2 (with what the evidence could not separate:
+step where it leaves the tolerance, and a hint when h_T and c_T come back exchanged); the callable
+cannot be run at all (it raises, or returns what the contract does not allow, on every probe) ->
+exit 3; several -> exit 2 (with what the evidence could not separate:
 a callable that accepts both layouts and transposes by itself, a forget gate that never mattered
 because the callable refused every probe with a state, ...).
 
@@ -159,6 +162,7 @@ class Detection:
             "recurrent_layout": conv.recurrent_layout if conv else None,
             "forget_bias": (conv.forget_bias if conv and self.forget_bias_determined else None),
             "recurrent_activation": conv.recurrent_activation if conv else None,
+            "activation": conv.activation if conv else None,
             "max_abs_error": _finite_or_none(self.best.max_abs) if self.best else None,
             "score": _finite_or_none(self.best.ratio) if self.best else None,
             "forget_bias_estimate": self.best.forget_bias_estimate if self.best else None,
@@ -546,7 +550,8 @@ def _unique_reason(best: Hypothesis, runner_up: Hypothesis | None, refused) -> s
 
 def _differences(a: Convention, b: Convention) -> str:
     parts = []
-    for key in ("gate_order", "kernel_layout", "recurrent_layout", "forget_bias", "recurrent_activation"):
+    for key in ("gate_order", "kernel_layout", "recurrent_layout", "forget_bias", "recurrent_activation",
+                "activation"):
         va, vb = getattr(a, key), getattr(b, key)
         if va != vb:
             parts.append(f"{key.replace('_', ' ')} {f'{vb:.4g}' if isinstance(vb, float) else vb}")
@@ -560,7 +565,8 @@ def _ambiguous_reason(fits, fb_determined, refused, rejected) -> str:
                        "gate only matters when c_{t-1} != 0, and the callable refused every probe with a "
                        f"given cell state or more than one step (refused: {sorted(refused) or 'none'})")
     fields = {}
-    for key in ("gate_order", "kernel_layout", "recurrent_layout", "recurrent_activation", "forget_bias"):
+    for key in ("gate_order", "kernel_layout", "recurrent_layout", "recurrent_activation", "activation",
+                "forget_bias"):
         values = sorted({str(getattr(h.convention, key)) for h in fits})
         if len(values) > 1:
             fields[key] = values
@@ -614,7 +620,7 @@ def _none_reason(best: Hypothesis, probes, outputs, refused, reference, tol) -> 
                      f"{looser}? (then pass --dtype {looser})")
     elif not fit and not clip:
         parts.append("even the one-step probes are off: not an LSTM of the supported conventions (24 gate "
-                     "orders x 4 layouts x 3 recurrent activations x any forget bias)")
+                     "orders x 4 layouts x 3 recurrent activations x 3 activations x any forget bias)")
     if refused:
         parts.append(f"refused probes: {sorted(refused)}")
     return "; ".join(parts)
@@ -718,7 +724,8 @@ def render(result: Detection, target: str) -> str:
                   f"  kernel layout         {conv.kernel_layout}",
                   f"  recurrent layout      {conv.recurrent_layout}",
                   f"  forget bias           {fb}{estimate}",
-                  f"  recurrent activation  {conv.recurrent_activation}"]
+                  f"  recurrent activation  {conv.recurrent_activation}",
+                  f"  activation            {conv.activation}"]
     lines.append("  evidence: " + result.reason)
     if result.status == "unique":
         lines.append(f"  check it: python -m conformance check {target} {best.convention.cli_options()}"
