@@ -118,6 +118,11 @@ class Case:
         return (f"Case({self.shapes()}, dtype={self.dtype!r}, spec={spec}, initial_state={state}"
                 f"{extra}, origin={self.origin})")
 
+    def _repr_pretty_(self, printer, cycle) -> None:
+        # Hypothesis prints a falsifying example with its pretty printer, which would list a
+        # dataclass field by field (every array); the short form names the seed instead.
+        printer.text(repr(self))
+
     @property
     def params(self) -> LSTMParams:
         """The parameters of a single-layer, single-direction case."""

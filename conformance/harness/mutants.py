@@ -42,6 +42,51 @@ def _swapped_gates(case: Case) -> Case:
     return _map_params(case, swap)
 
 
+#: The boundaries of the size mutants: bugs of a SIMD or GEMM block past the first 16 units, of a
+#: thread partition past batch row 16, of a chunked time loop past step 32.
+UNIT_BOUNDARY, ROW_BOUNDARY, STEP_BOUNDARY = 16, 16, 32
+
+
+def _units_past_swapped(case: Case, first: int = UNIT_BOUNDARY) -> Case:
+    """The f and g blocks swapped for units ``first``.. only (every layer and direction)."""
+    order = case.spec.gate_order
+    f, g = order.index("f"), order.index("g")
+
+    def swap(p: LSTMParams) -> LSTMParams:
+        h = p.hidden_size
+        if h <= first:
+            return p
+        arrays = p.arrays()
+        for k in ("kernel", "recurrent_kernel", "bias", "recurrent_bias"):
+            if k in arrays:
+                a = np.array(arrays[k], copy=True)
+                fa = a[..., f * h + first:(f + 1) * h].copy()
+                a[..., f * h + first:(f + 1) * h] = a[..., g * h + first:(g + 1) * h]
+                a[..., g * h + first:(g + 1) * h] = fa
+                arrays[k] = a
+        return LSTMParams(**arrays)
+
+    return _map_params(case, swap)
+
+
+def _rows_past_offset(case: Case, first: int = ROW_BOUNDARY) -> Case:
+    """Batch rows ``first``.. read the input of the row before them (a partition offset by one)."""
+    if case.batch <= first:
+        return case
+    x = np.array(case.x, copy=True)
+    x[first:] = case.x[first - 1:-1]
+    return case.replace(x=x)
+
+
+def _steps_past_offset(case: Case, first: int = STEP_BOUNDARY) -> Case:
+    """Steps ``first``.. read the input of the step before them (a chunked loop offset by one)."""
+    if case.steps <= first:
+        return case
+    x = np.array(case.x, copy=True)
+    x[:, first:] = case.x[:, first - 1:-1]
+    return case.replace(x=x)
+
+
 def _arrays(p: LSTMParams, **changes) -> LSTMParams:
     arrays = p.arrays()
     arrays.update(changes)
@@ -72,7 +117,14 @@ CASE_MUTATIONS = {
             c.spec.recurrent_activation, c.spec.recurrent_activation)),
     "activation_to_tanh": lambda c: _spec(c, activation="tanh"),
     "directions_swapped": lambda c: c.replace(layers=[dirs[::-1] for dirs in c.layers]),
+    # Right on small shapes, wrong past a size boundary (a case at scale must reach it).
+    "units_past_16_swapped": _units_past_swapped,
+    "batch_rows_past_16_offset": _rows_past_offset,
+    "steps_past_32_offset": _steps_past_offset,
 }
+
+#: The mutations that only a case past a size boundary shows.
+SIZE_MUTATIONS = ("units_past_16_swapped", "batch_rows_past_16_offset", "steps_past_32_offset")
 
 
 def _flip_reverse(case: Case, out: Output) -> Output:
@@ -133,6 +185,7 @@ CATCHES: dict[str, tuple[str, ...]] = {
     "long_sequence": ("drift",),
     "option_combinations": ("swapped_gates",),
     "gradients": ("gradient_blocks_swapped",),
+    "scale": ("swapped_gates",) + SIZE_MUTATIONS,
 }
 
 #: Mutations that need the inner adapter to express something extra (else they are not applied):
