@@ -3,6 +3,7 @@
     python -m conformance check MODULE:ATTR --gate-order ORDER [--forget-bias F]
         [--kernel-layout D,4H|4H,D] [--recurrent-layout H,4H|4H,H]
         [--recurrent-activation sigmoid|hard_sigmoid|hard_sigmoid_keras2] [--activation tanh|relu|linear]
+        [--packing gate-major|unit-major]
         [--max-examples N] [--seed S] [--dtype float32|float64|float16] [--property NAME ...] [--json]
 
 The callable follows the native-function contract (``adapters.callable_adapter``).  It is wrapped
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from adapters.base import Unsupported
 from adapters.callable_adapter import DTYPES, KERNEL_LAYOUTS, RECURRENT_LAYOUTS, CallableAdapter, Convention
 from reference.activations import ACTIVATIONS, RECURRENT_ACTIVATIONS
+from reference.layout import GATE_PACKINGS
 
 from .native import answer, load_callable
 
@@ -150,6 +152,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--activation", default="tanh", choices=sorted(ACTIVATIONS),
                         help="activation of the candidate and of the cell state before the output gate "
                              "(default tanh)")
+    parser.add_argument("--packing", default="gate-major", choices=GATE_PACKINGS,
+                        help="how the 4H axes hold the gates: gate-major (four blocks of H, the gate order "
+                             "names the blocks; default) or unit-major (H groups of four, the gate order "
+                             "names the four of each unit: Chainer's F.lstm, --gate-order chainer)")
     parser.add_argument("--max-examples", type=int, default=100, metavar="N",
                         help="Hypothesis examples per property (default 100)")
     parser.add_argument("--seed", type=int, default=0, help="Hypothesis seed (default 0)")
@@ -163,7 +169,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     try:
         convention = Convention(args.gate_order, args.kernel_layout, args.recurrent_layout, args.forget_bias,
-                                args.recurrent_activation, args.activation)
+                                args.recurrent_activation, args.activation, args.packing)
         fn = load_callable(args.callable)
     except ValueError as exc:
         print(f"error: {exc}")

@@ -26,10 +26,15 @@ sequence    T=8 from a given state: h is carried through the recurrent kernel.
 long        T=24 with every gate open and the candidate of one sign: |c| grows past 20, well
             beyond TF LSTMBlockCell's default cell_clip of 3.
 
+Packings: every gate order is tried gate-major (the 4H axis is four blocks of H) and unit-major
+(the 4H axis is (H, 4), each unit's four gates side by side, as Chainer's F.lstm splits it), so an
+interleaved LSTM is identified as such.  With ``--hidden-size 1`` the two packings are the same
+array: the verdict is then ambiguous and says so (probe with H >= 2; the default is 2).
+
 Kernel layouts ("D,4H" / "4H,D") and recurrent layouts ("H,4H" / "4H,H") are told apart by the
 shapes the callable accepts (D != H and D != 4H by default) and then by values: a layout on which
 the callable raises or returns wrong shapes is a "no".  Every hypothesis (layout pair x 24 gate
-orders x 3 recurrent activations, each with its estimated forget bias) is ranked on the one-step
+orders x 2 packings x 3 recurrent activations, each with its estimated forget bias) is ranked on the one-step
 probe; the best ones are scored on every probe.  The score of a hypothesis is the largest
 |actual - expected| / (atol + rtol |expected|) over all outputs, with the tolerance of the dtype
 under test from ``conformance.tolerances``: a score <= 1 fits.
@@ -47,6 +52,7 @@ estimate is good to about 1e-6 in float32 (1e-12 in float64) before snapping.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -55,7 +61,7 @@ import numpy as np
 
 from reference import ALL_GATE_ORDERS, LSTMParams, LSTMSpec, lstm_forward
 from reference.activations import RECURRENT_ACTIVATIONS
-from reference.layout import split_gates
+from reference.layout import GATE_PACKINGS, permute_params, split_gates
 
 from adapters.callable_adapter import (DTYPES, KERNEL_LAYOUTS, RECURRENT_LAYOUTS, Convention, NativeError,
                                       call_native, format_number)
@@ -144,6 +150,7 @@ class Detection:
     hidden_size: int
     seed: int
     forget_bias_determined: bool = True
+    packing_determined: bool = True  # False with H = 1: gate-major and unit-major are the same
 
     @property
     def exit_code(self) -> int:
@@ -164,7 +171,9 @@ class Detection:
             "forget_bias_estimate": self.best.forget_bias_estimate if self.best else None,
             "forget_bias_uncertainty": self.best.spread if self.best else None,
             "forget_bias_determined": self.forget_bias_determined,
-            "presets": presets_with_order(conv.gate_order) if conv else [],
+            "packing": conv.packing if conv and self.packing_determined else None,
+            "packing_determined": self.packing_determined,
+            "presets": presets_with_order(conv.gate_order, conv.packing) if conv else [],
             "runner_up": self.runner_up.summary() if self.runner_up else None,
             "fits": [h.summary() for h in self.fits],
             "reason": self.reason,
@@ -276,9 +285,10 @@ class _Reference:
         self._cache = {}
 
     def __call__(self, probe: Probe, conv: Convention):
-        key = (probe.name, conv.gate_order, conv.forget_bias, conv.recurrent_activation)
+        key = (probe.name, conv.gate_order, conv.forget_bias, conv.recurrent_activation, conv.packing)
         if key not in self._cache:
-            params = LSTMParams(kernel=probe.kernel, recurrent_kernel=probe.recurrent, bias=probe.bias)
+            params = permute_params(LSTMParams(kernel=probe.kernel, recurrent_kernel=probe.recurrent, bias=probe.bias),
+                                    conv.gate_order, conv.gate_order, from_packing=conv.packing)
             spec = LSTMSpec(gate_order=conv.gate_order, forget_bias=conv.forget_bias,
                             recurrent_activation=conv.recurrent_activation)
             y, (h, c) = lstm_forward(probe.x, params, spec, (probe.h0, probe.c0))
@@ -298,11 +308,11 @@ def _inverse(activation: str, f: np.ndarray) -> np.ndarray:
 
 
 def estimate_forget_bias(probe: Probe, c_out: np.ndarray, gate_order: str,
-                         activation: str) -> tuple[float, float] | None:
+                         activation: str, packing: str = "gate-major") -> tuple[float, float] | None:
     """Closed-form forget bias for one hypothesis from a T=1 probe with a given c0 (see module
     doc): (median, spread) over the usable elements, or None when fewer than 3 are usable."""
     z = probe.x[:, 0] @ probe.kernel + probe.h0 @ probe.recurrent + probe.bias
-    gates = split_gates(z, gate_order)
+    gates = split_gates(z, gate_order, packing=packing)
     ract = RECURRENT_ACTIVATIONS[activation][0]
     with np.errstate(all="ignore"):
         ig = ract(gates["i"].copy()) * np.tanh(gates["g"])
@@ -368,18 +378,19 @@ def detect(fn, *, input_size: int = 3, hidden_size: int = 2, dtype: str = "float
 
     # 2. Hypotheses: forget bias estimated per (layout, order, activation), ranked on the first probe.
     hypotheses: list[Hypothesis] = []
+    # With H = 1 both packings are the same array: one is enough, and the packing is undetermined.
+    packings = GATE_PACKINGS if hidden_size > 1 else GATE_PACKINGS[:1]
     for layouts in viable:
         out = outputs[layouts]
-        for activation in RECURRENT_ACTIVATIONS:
-            for order in ALL_GATE_ORDERS:
-                estimate, spread = None, None
-                if "one_step" in out:
-                    found = estimate_forget_bias(probes[0], out["one_step"][2], order, activation)
-                    if found is not None:
-                        estimate, spread = found
-                fb = 0.0 if estimate is None else estimate
-                conv = Convention(order, layouts[0], layouts[1], fb, activation)
-                hypotheses.append(Hypothesis(conv, estimate, spread=spread))
+        for activation, order, packing in itertools.product(RECURRENT_ACTIVATIONS, ALL_GATE_ORDERS, packings):
+            estimate, spread = None, None
+            if "one_step" in out:
+                found = estimate_forget_bias(probes[0], out["one_step"][2], order, activation, packing)
+                if found is not None:
+                    estimate, spread = found
+            fb = 0.0 if estimate is None else estimate
+            conv = Convention(order, layouts[0], layouts[1], fb, activation, packing=packing)
+            hypotheses.append(Hypothesis(conv, estimate, spread=spread))
     for hyp in hypotheses:  # ranked on the first probe its layout pair accepted
         layouts = (hyp.convention.kernel_layout, hyp.convention.recurrent_layout)
         first = next(p for p in used if p.name in accepted[layouts])
@@ -392,7 +403,7 @@ def detect(fn, *, input_size: int = 3, hidden_size: int = 2, dtype: str = "float
             c = hyp.convention
             layouts = (c.kernel_layout, c.recurrent_layout)
             estimate = _search_forget_bias(outputs[layouts], used, c.gate_order, c.recurrent_activation,
-                                           layouts, reference)
+                                           layouts, reference, c.packing)
             shortlist[k] = _with_forget_bias(hyp, estimate, estimate)
             shortlist[k].spread = 1e-6 * (1.0 + abs(estimate))
 
@@ -411,14 +422,17 @@ def detect(fn, *, input_size: int = 3, hidden_size: int = 2, dtype: str = "float
     fb_determined = True
     if fits:
         fb_determined = _forget_bias_matters(best, outputs, used, reference, tol)
-    if len(fits) == 1 and fb_determined:
+    packing_determined = hidden_size > 1
+    if len(fits) == 1 and fb_determined and packing_determined:
         status, reason = "unique", _unique_reason(best, runner_up, refused)
     elif fits:
-        status, reason = "ambiguous", _ambiguous_reason(fits, fb_determined, refused, rejected)
+        status, reason = "ambiguous", _ambiguous_reason(fits, fb_determined, refused, rejected,
+                                                        packing_determined)
     else:
         status, reason = "none", _none_reason(best, probes, outputs, refused, reference, tol)
     return Detection(status, best, runner_up, fits, reason, dtype, tol, probes, refused, rejected, calls,
-                     time.perf_counter() - start, input_size, hidden_size, seed, fb_determined)
+                     time.perf_counter() - start, input_size, hidden_size, seed, fb_determined,
+                     packing_determined)
 
 
 def _validate_sizes(input_size, hidden_size):
@@ -451,7 +465,8 @@ def _score_all(hyp, outputs, probes, reference, tol):
 
 def _with_forget_bias(hyp: Hypothesis, fb: float, estimate="keep") -> Hypothesis:
     c = hyp.convention
-    conv = Convention(c.gate_order, c.kernel_layout, c.recurrent_layout, fb, c.recurrent_activation)
+    conv = Convention(c.gate_order, c.kernel_layout, c.recurrent_layout, fb, c.recurrent_activation,
+                      c.activation, c.packing)
     return Hypothesis(conv, hyp.forget_bias_estimate if estimate == "keep" else estimate, spread=hyp.spread)
 
 
@@ -485,12 +500,12 @@ def _forget_bias_matters(hyp, outputs, probes, reference, tol) -> bool:
     return False
 
 
-def _search_forget_bias(out, probes, order, activation, layouts, reference) -> float:
+def _search_forget_bias(out, probes, order, activation, layouts, reference, packing="gate-major") -> float:
     """Forget bias by 1-D search (when the one-step probe was refused): a grid, then golden section."""
     available = [p for p in probes if p.name in out]
 
     def cost(fb):
-        conv = Convention(order, layouts[0], layouts[1], fb, activation)
+        conv = Convention(order, layouts[0], layouts[1], fb, activation, packing=packing)
         total = 0.0
         for p in available:
             for a, e in zip(out[p.name], reference(p, conv)):
@@ -535,21 +550,27 @@ def _unique_reason(best: Hypothesis, runner_up: Hypothesis | None, refused) -> s
 
 def _differences(a: Convention, b: Convention) -> str:
     parts = []
-    for key in ("gate_order", "kernel_layout", "recurrent_layout", "forget_bias", "recurrent_activation"):
+    for key in ("gate_order", "packing", "kernel_layout", "recurrent_layout", "forget_bias",
+                "recurrent_activation"):
         va, vb = getattr(a, key), getattr(b, key)
         if va != vb:
             parts.append(f"{key.replace('_', ' ')} {f'{vb:.4g}' if isinstance(vb, float) else vb}")
     return ", ".join(parts) or "the same convention"
 
 
-def _ambiguous_reason(fits, fb_determined, refused, rejected) -> str:
+def _ambiguous_reason(fits, fb_determined, refused, rejected, packing_determined=True) -> str:
     reasons = []
+    if not packing_determined:
+        reasons.append("with hidden size 1 a gate-major and a unit-major packing are the same array (each gate "
+                       "is one element of the 4H axis either way), so the packing cannot be told apart: run "
+                       "detect again with --hidden-size 2 or more")
     if not fb_determined:
         reasons.append("the forget bias never changed an output by more than the tolerance: the forget "
                        "gate only matters when c_{t-1} != 0, and the callable refused every probe with a "
                        f"given cell state or more than one step (refused: {sorted(refused) or 'none'})")
     fields = {}
-    for key in ("gate_order", "kernel_layout", "recurrent_layout", "recurrent_activation", "forget_bias"):
+    for key in ("gate_order", "packing", "kernel_layout", "recurrent_layout", "recurrent_activation",
+                "forget_bias"):
         values = sorted({str(getattr(h.convention, key)) for h in fits})
         if len(values) > 1:
             fields[key] = values
@@ -569,10 +590,14 @@ def _ambiguous_reason(fits, fb_determined, refused, rejected) -> str:
         text = h.convention.describe()
         if not fb_determined:
             text = text.replace(f"forget bias {h.convention.forget_bias:.6g}", "any forget bias")
+        if not packing_determined:
+            text = text.replace(f"gate order {h.convention.gate_order}",
+                                f"gate order {h.convention.gate_order} (gate-major or unit-major)")
         return text + f" (max abs error {h.max_abs:.3g})"
 
     listing = "; ".join(describe(h) for h in fits)
-    head = f"{len(fits)} conventions fit" if len(fits) > 1 else "a convention fits up to its forget bias"
+    head = (f"{len(fits)} conventions fit" if len(fits) > 1 else "a convention fits up to its "
+            + ("forget bias" if not fb_determined else "packing"))
     return f"{head}: {listing}. Why the evidence cannot separate them: " + " ".join(reasons)
 
 
@@ -603,7 +628,7 @@ def _none_reason(best: Hypothesis, probes, outputs, refused, reference, tol) -> 
                      f"{looser}? (then pass --dtype {looser})")
     elif not fit and not clip:
         parts.append("even the one-step probes are off: not an LSTM of the supported conventions (24 gate "
-                     "orders x 4 layouts x 3 recurrent activations x any forget bias)")
+                     "orders x 2 packings x 4 layouts x 3 recurrent activations x any forget bias)")
     if refused:
         parts.append(f"refused probes: {sorted(refused)}")
     return "; ".join(parts)
@@ -695,13 +720,18 @@ def render(result: Detection, target: str) -> str:
     best = result.best
     if best is not None and result.status != "none":
         conv = best.convention
-        presets = presets_with_order(conv.gate_order)
+        presets = presets_with_order(conv.gate_order, conv.packing) if result.packing_determined else [
+            name for packing in GATE_PACKINGS for name in presets_with_order(conv.gate_order, packing)]
         fb = format_number(conv.forget_bias) if result.forget_bias_determined else "undetermined"
         estimate = ("" if best.forget_bias_estimate is None or not result.forget_bias_determined
                     else f"   (estimated {best.forget_bias_estimate:.9g}"
                     + ("" if best.spread is None else f" +- {best.spread:.1g}") + ", verified)")
         also = f"   (as {', '.join(presets)})" if presets else ""
+        packing = (conv.packing + ("   (gate blocks of H)" if conv.packing == "gate-major" else
+                                   "   (each unit's four gates side by side)")
+                   if result.packing_determined else "undetermined (hidden size 1: gate-major = unit-major)")
         lines += [f"  gate order            {conv.gate_order}{also}",
+                  f"  packing               {packing}",
                   f"  kernel layout         {conv.kernel_layout}",
                   f"  recurrent layout      {conv.recurrent_layout}",
                   f"  forget bias           {fb}{estimate}",
