@@ -77,9 +77,6 @@ class CNTKAdapter(WorkerAdapter):
         return meta
 
     def run_steps(self, case: Case) -> Output:
-        if len(case.layers) != 1 or case.direction != "forward" or case.lengths is not None:
+        if not self.single_layer(case):
             return Adapter.run_steps(self, case)
-        if case.initial_state is None:
-            case = case.replace(initial_state=self.zero_state(case))
-        out = self.call(dict(self.case_meta(case), op="steps"), self.case_arrays(case))
-        return self.to_output(case, out)
+        return self.native_steps(case)

@@ -43,8 +43,6 @@ to "sigmoid".
 
 from __future__ import annotations
 
-import numpy as np
-
 from .base import Adapter, Capabilities, Case, Output
 from .packings import PACKINGS
 from .worker_adapter import WorkerAdapter
@@ -70,28 +68,16 @@ class _TF1Adapter(WorkerAdapter):
     def worker_options(self) -> dict:
         return {"api": self.api_name}
 
-    def _single(self, case: Case) -> bool:
-        return len(case.layers) == 1 and case.direction == "forward" and case.lengths is None
-
     def run_steps(self, case: Case) -> Output:
-        if not self._single(case):
+        if not self.single_layer(case):
             return Adapter.run_steps(self, case)
-        if case.initial_state is None:
-            case = case.replace(initial_state=self.zero_state(case))
-        return self.to_output(case, self.call(dict(self.case_meta(case), op="steps"), self.case_arrays(case)))
+        return self.native_steps(case)
 
     def run_stream(self, case: Case, chunks: list[int]) -> tuple[list[Output], Output]:
         """The state carried by assign ops into non-trainable variables, then the reset op."""
-        if not self._single(case):
+        if not self.single_layer(case):
             return Adapter.run_stream(self, case, chunks)
-        meta = dict(self.case_meta(case), op="stream", chunks=[int(n) for n in chunks], state=None)
-        out = self.call(meta, self.case_arrays(case))
-
-        def output(suffix):
-            return Output(np.asarray(out[f"y_{suffix}"], np.float64),
-                          [(np.asarray(out[f"h_{suffix}"], np.float64), np.asarray(out[f"c_{suffix}"], np.float64))])
-
-        return [output(k) for k in range(len(chunks))], output("reset")
+        return self.native_stream(case, chunks)
 
     def facts(self) -> dict:
         """The Keras recurrent-activation defaults next to TF 1.15 (see the module docstring)."""
