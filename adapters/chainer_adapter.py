@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Adapter, Capabilities, Case, Output
+from .base import Capabilities
 from .packings import PACKINGS
 from .worker_adapter import WorkerAdapter
 
@@ -58,16 +58,14 @@ class _ChainerAdapter(WorkerAdapter):
     worker_env = "chainer"
     api_name = "lstm"
 
-    @property
-    def worker_options(self) -> dict:
-        return {"api": self.api_name}
-
 
 class ChainerLSTMAdapter(_ChainerAdapter):
     name = "chainer-lstm"
     api = "chainer.links.LSTM (stateful link, one call per step), links.StatelessLSTM for single steps"
     native_gate_order = "chainer"
     packing = PACKINGS["chainer"]
+    native_step_op = True  # links.StatelessLSTM (chainer_worker.py, op "steps")
+    native_stream_op = True  # the link's own state, then reset_state() (op "stream")
     bias_convention = "one bias upward/b; a forget bias and a second bias are folded into it"
     weight_orientation = "upward/W (4H, D), lateral/W (4H, H), upward/b (4H,); 4H axis unit-major (H, 4): a, i, f, o"
     capabilities = Capabilities(
@@ -82,17 +80,6 @@ class ChainerLSTMAdapter(_ChainerAdapter):
                  "reverse": "chainer.links.LSTM steps forward only (NStepBiLSTM has the backward direction)",
                  "bidirectional": "chainer.links.LSTM has one direction (chainer-nstep tests NStepBiLSTM)"},
     )
-
-    def run_steps(self, case: Case) -> Output:
-        if not self.single_layer(case):
-            return Adapter.run_steps(self, case)
-        return self.native_steps(case)
-
-    def run_stream(self, case: Case, chunks: list[int]) -> tuple[list[Output], Output]:
-        """The link's own state carried between calls, then ``reset_state()``."""
-        if not self.single_layer(case):
-            return Adapter.run_stream(self, case, chunks)
-        return self.native_stream(case, chunks)
 
 
 class ChainerNStepAdapter(_ChainerAdapter):

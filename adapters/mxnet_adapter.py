@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Adapter, Capabilities, Case, Output
+from .base import Capabilities, Case
 from .packings import PACKINGS, mxnet_flat_params, mxnet_unflat_params
 from .worker_adapter import WorkerAdapter
 
@@ -63,10 +63,6 @@ class _MXNetAdapter(WorkerAdapter):
     bias_convention = "two biases i2h_bias + h2h_bias; a forget bias is folded into i2h_bias"
     api_name = "gluon"
 
-    @property
-    def worker_options(self) -> dict:
-        return {"api": self.api_name}
-
     def describe(self) -> dict:
         out = super().describe()
         out["worker"]["mkldnn"] = self.worker().start().get("mkldnn")
@@ -88,10 +84,12 @@ class MXNetLSTMAdapter(_MXNetAdapter):
         why_not=_FUSED_WHY_NOT,
     )
 
-    def run_steps(self, case: Case) -> Output:
-        if not self.single_layer(case) or case.spec.proj_size or case.spec.cell_clip is not None:
-            return Adapter.run_steps(self, case)  # the layer itself, one step at a time
-        return self.native_steps(case)
+    native_step_op = True
+
+    def native_for(self, case: Case) -> bool:
+        """LSTM._unfuse() supports neither a projection nor a state clip: the layer itself runs one
+        step at a time then."""
+        return super().native_for(case) and not case.spec.proj_size and case.spec.cell_clip is None
 
 
 class MXNetRNNOpAdapter(_MXNetAdapter):
@@ -135,6 +133,7 @@ class MXNetLSTMCellAdapter(_MXNetAdapter):
     name = "mxnet-lstmcell"
     api = "mxnet.gluon.rnn.LSTMCell unrolled (SequentialRNNCell, BidirectionalCell), called per step"
     api_name = "cell"
+    native_step_op = True
     weight_orientation = "i2h_weight (4H, D), h2h_weight (4H, H), i2h_bias, h2h_bias (4H,) per cell"
     capabilities = Capabilities(
         dtypes=("float32", "float64"),
@@ -154,8 +153,3 @@ class MXNetLSTMCellAdapter(_MXNetAdapter):
                  "proj_clip": "gluon.rnn.LSTMCell has no projection",
                  "stateful": "Gluon cells keep no state between calls (states are passed and returned)"},
     )
-
-    def run_steps(self, case: Case) -> Output:
-        if not self.single_layer(case):
-            return Adapter.run_steps(self, case)
-        return self.native_steps(case)

@@ -39,8 +39,13 @@ class WorkerAdapter(Adapter):
 
     worker_env: str = "?"
     packing: Packing
-    #: Extra keys sent with every request (e.g. which API variant the worker builds).
-    worker_options: dict = {}
+    #: Which API variant the worker builds, sent with every request as "api" (None: the only one).
+    api_name: str | None = None
+
+    @property
+    def worker_options(self) -> dict:
+        """Extra keys sent with every request."""
+        return {"api": self.api_name} if self.api_name else {}
 
     def __init__(self, *, timeout: float | None = None):
         self._worker: Worker | None = None
@@ -173,10 +178,25 @@ class WorkerAdapter(Adapter):
 
     # ---- the framework's own step and state APIs, driven inside the worker (one round trip)
 
-    @staticmethod
-    def single_layer(case: Case) -> bool:
-        """One forward layer without lengths: what the step and stream ops run."""
+    #: The worker has a "steps" op (the framework's single-step API, the state fed back) and a
+    #: "stream" op (the framework carries the state itself between calls, then resets it); both
+    #: serve one forward layer without lengths (:meth:`native_for`), the rest runs the defaults.
+    native_step_op: bool = False
+    native_stream_op: bool = False
+
+    def native_for(self, case: Case) -> bool:
+        """Whether the steps and stream ops serve ``case``: one forward layer without lengths."""
         return len(case.layers) == 1 and case.direction == "forward" and case.lengths is None
+
+    def run_steps(self, case: Case) -> Output:
+        if self.native_step_op and self.native_for(case):
+            return self.native_steps(case)
+        return Adapter.run_steps(self, case)
+
+    def run_stream(self, case: Case, chunks: list[int]) -> tuple[list[Output], Output]:
+        if self.native_stream_op and self.native_for(case):
+            return self.native_stream(case, chunks)
+        return Adapter.run_stream(self, case, chunks)
 
     def native_steps(self, case: Case) -> Output:
         """Request "steps": the worker drives the framework's single-step API over the sequence

@@ -7,14 +7,13 @@ reference env use in its place) computes what Chainer computes.  docs/frameworks
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from adapters.callable_adapter import Convention
-from adapters.worker_env import is_ready
+from worker_facts import require_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAINER = Convention("chainer", "4H,D", "4H,H", packing="unit-major")
@@ -22,11 +21,7 @@ CHAINER = Convention("chainer", "4H,D", "4H,H", packing="unit-major")
 
 @pytest.fixture(scope="module")
 def f_lstm():
-    if os.environ.get("LSTM_CONFORMANCE_CHAINER_FACTS") != "1":
-        pytest.skip("asks the Chainer worker (seconds to start): run by `tox -e chainer`, or set "
-                    "LSTM_CONFORMANCE_CHAINER_FACTS=1")
-    if not is_ready("chainer"):
-        pytest.skip("the chainer worker environment is not set up: run `python -m conformance setup chainer`")
+    require_worker("chainer", "LSTM_CONFORMANCE_CHAINER_FACTS", "Chainer")
     from adapters.chainer_adapter import ChainerFunctionLSTM
 
     fn = ChainerFunctionLSTM()

@@ -21,7 +21,6 @@ b0 .. b7 (H) per layer and direction, gates i, f, a, o.
 """
 
 import sys
-import time
 
 from worker_framing import UnsupportedCase, serve  # the shared framing (a sibling module)
 
@@ -378,13 +377,8 @@ def op_flstm(meta, arrays):
     return {}, {"y": np.stack(ys, axis=1), "h": h, "c": c}
 
 
-def op_sleep(meta, arrays):
-    time.sleep(float(meta.get("seconds", 0)))
-    return {}, {}
-
-
 HANDLERS = {"run": op_run, "gradients": op_gradients, "steps": op_steps, "stream": op_stream,
-            "flstm": op_flstm, "sleep": op_sleep}
+            "flstm": op_flstm}
 
 
 if __name__ == "__main__":

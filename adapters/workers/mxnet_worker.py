@@ -21,7 +21,6 @@ and cached; weights are loaded with Parameter.set_data.
 """
 
 import sys
-import time
 
 from worker_framing import UnsupportedCase, serve  # the shared framing (a sibling module)
 
@@ -361,13 +360,7 @@ def op_describe(meta, arrays):
     return {"parameters": dict((key, [p.name, list(p.shape)]) for key, p in net.params.items())}, {}
 
 
-def op_sleep(meta, arrays):
-    time.sleep(float(meta.get("seconds", 0)))
-    return {}, {}
-
-
-HANDLERS = {"run": op_run, "gradients": op_gradients, "steps": op_steps, "describe": op_describe,
-            "sleep": op_sleep}
+HANDLERS = {"run": op_run, "gradients": op_gradients, "steps": op_steps, "describe": op_describe}
 
 
 if __name__ == "__main__":

@@ -137,9 +137,10 @@ KNOWN_ISSUES: list[KnownIssue] = [
         "mxnet-lstmcell", "zero_length", "mxnet 1.9.1",
         "RecurrentCell.unroll(valid_length=...) takes each sequence's final state with SequenceLast over the "
         "states after steps 0 .. T-1 (python/mxnet/gluon/rnn/rnn_cell.py, unroll); the initial state is not "
-        "among them, so a sequence of length 0 does not get its initial state back (CPU: zeros); "
-        "SequenceLast's documentation asks for positive lengths, and a length of 0 reads index -1 "
-        "(apache/mxnet#14019, 'SequenceLast undefined behavior', closed); outputs are masked right",
+        "among them, and a length of 0 reads index -1: an empty sequence's final state is not its initial "
+        "state but what lies before the buffer (zeros, or garbage such as 6e24); SequenceLast's "
+        "documentation asks for positive lengths (apache/mxnet#14019, 'SequenceLast undefined behavior', "
+        "closed); outputs are masked right (docs/frameworks/mxnet.md)",
         when=_empty_sequence, when_text="batches with an empty sequence",
     ),
 ]
