@@ -245,6 +245,12 @@ class Adapter:
         params that are set), converted back to the reference packing."""
         raise Unsupported(f"{self.name}: gradients are not implemented")
 
+    def setup_problem(self) -> str | None:
+        """None when the backend can run here; otherwise why not (a prerequisite of the machine is
+        missing: an old CPython, a system library), with the command that fixes it.  The suite
+        then reports the backend "not set up" instead of failing every test."""
+        return None
+
     def identity(self) -> str:
         """What was tested, for a failure report: framework, version and API."""
         return f"{self.framework} {self.version()}, {self.api}"

@@ -58,6 +58,28 @@ class NativeError(BrokenContract):
     """The callable broke the native-function contract (raised, wrong results); the message says how."""
 
 
+class CallableHung(BaseException):
+    """The callable did not return within its timeout.  A BaseException on purpose: Hypothesis
+    neither shrinks nor replays it (each further call could hang as long), so the run stops at
+    once with this case; the caller reports it as a failed example.  The hung call goes on in a
+    daemon thread, abandoned."""
+
+    def __init__(self, seconds: float, case=None):
+        super().__init__(f"the callable did not return within {seconds:.3g} s")
+        self.seconds = seconds
+        self.case = case
+
+
+#: Seconds a call may take before it counts as hung: this, plus the time of the work at a
+#: pessimistic 1e8 multiply-adds per second (a NumPy loop over small matrices).
+DEFAULT_TIMEOUT = 5.0
+
+
+def call_timeout(base: float, batch: int, steps: int, input_size: int, hidden_size: int) -> float:
+    """The timeout of one call: ``base`` seconds plus the time of its multiply-adds at 1e8 per s."""
+    return base + batch * steps * 4 * hidden_size * (input_size + hidden_size) / 1e8
+
+
 def normalize_layout(value: str, *, argument: str, allowed: tuple[str, ...]) -> str:
     """Canonical layout name ("D,4H", ...) from a spelling like "d,4h" or "(4H, D)"."""
     key = str(value).replace(" ", "").upper()
@@ -163,11 +185,13 @@ def _as_array(value, name: str, shape: tuple[int, ...]) -> np.ndarray:
     return array.astype(np.float64)
 
 
-def call_native(fn: Callable, x, h0, c0, kernel, recurrent_kernel, bias, *, dtype="float32"):
+def call_native(fn: Callable, x, h0, c0, kernel, recurrent_kernel, bias, *, dtype="float32",
+                timeout: float | None = None):
     """Call ``fn`` on copies of the inputs cast to ``dtype``; return float64 ``(y, h_T, c_T)``.
 
     Raises NativeError when the call raises, returns anything but three array-likes, or returns
-    arrays of the wrong shape: y (B, T, H), h_T and c_T (B, H) with H = kernel's 4H / 4.
+    arrays of the wrong shape: y (B, T, H), h_T and c_T (B, H) with H = kernel's 4H / 4; and
+    CallableHung when it does not return within ``timeout`` seconds (None: no limit).
     """
     x = np.asarray(x)
     batch, steps = x.shape[0], x.shape[1]
@@ -175,7 +199,9 @@ def call_native(fn: Callable, x, h0, c0, kernel, recurrent_kernel, bias, *, dtyp
     hidden = four_h // 4
     args = [np.array(a, dtype=dtype, copy=True) for a in (x, h0, c0, kernel, recurrent_kernel, bias)]
     try:
-        result = fn(*args)
+        result = fn(*args) if timeout is None else _with_timeout(fn, args, timeout)
+    except CallableHung:
+        raise
     except Exception as exc:
         raise NativeError("the callable raised " + _describe_exception(exc)) from exc
     if isinstance(result, (str, bytes)) or not hasattr(result, "__len__") or hasattr(result, "shape"):
@@ -192,6 +218,28 @@ def call_native(fn: Callable, x, h0, c0, kernel, recurrent_kernel, bias, *, dtyp
     h = _as_array(result[1], "h_T", (batch, hidden))
     c = _as_array(result[2], "c_T", (batch, hidden))
     return y, h, c
+
+
+def _with_timeout(fn: Callable, args: list, seconds: float):
+    """``fn(*args)`` in a daemon thread; CallableHung when it has not returned after ``seconds``."""
+    import threading
+
+    outcome: dict = {}
+
+    def call():
+        try:
+            outcome["result"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=call, name="lstm-conformance callable", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise CallableHung(seconds)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def reference_callable(convention: Convention, *, output_dtype=None) -> Callable:
@@ -220,17 +268,19 @@ class CallableAdapter(Adapter):
     forget bias and second bias, which the adapter folds into the one bias), in one dtype.
 
     ``rerun``: the command a failure report ends with (``check`` sets it to itself, with the
-    seed); ``{property}`` in it is replaced by the property's name.
+    seed); ``{property}`` in it is replaced by the property's name.  ``timeout``: a call that has
+    not returned after ``call_timeout(timeout, ...)`` seconds raises CallableHung.
     """
 
     framework = "user code"
     bias_convention = "one bias; a second bias and the difference of forget biases folded into it"
 
     def __init__(self, fn: Callable, convention: Convention, *, dtype: str = "float32",
-                 name: str = "callable", rerun: str | None = None):
+                 name: str = "callable", rerun: str | None = None, timeout: float | None = DEFAULT_TIMEOUT):
         if dtype not in DTYPES:
             raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
         self.fn = fn
+        self.timeout = timeout  # the base of each call's timeout (call_timeout); None: no limit
         self.convention = convention
         self.dtype = dtype
         self.name = name
@@ -266,8 +316,15 @@ class CallableAdapter(Adapter):
     def run(self, case: Case) -> Output:
         native = self._native(case)
         h0, c0 = self._state(case)
-        y, h, c = call_native(self.fn, case.x, h0, c0, native["kernel"], native["recurrent_kernel"],
-                              native["bias"], dtype=self.dtype)
+        p = case.params
+        timeout = None if self.timeout is None else call_timeout(self.timeout, case.batch, case.steps,
+                                                                  p.input_size, p.hidden_size)
+        try:
+            y, h, c = call_native(self.fn, case.x, h0, c0, native["kernel"], native["recurrent_kernel"],
+                                  native["bias"], dtype=self.dtype, timeout=timeout)
+        except CallableHung as exc:
+            exc.case = case
+            raise
         return Output(y, [(h, c)])
 
     def report_inputs(self, case: Case):

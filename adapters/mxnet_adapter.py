@@ -65,7 +65,8 @@ class _MXNetAdapter(WorkerAdapter):
 
     def describe(self) -> dict:
         out = super().describe()
-        out["worker"]["mkldnn"] = self.worker().start().get("mkldnn")
+        if "worker" in out:  # set up: which CPU kernel family the build has
+            out["worker"]["mkldnn"] = self.worker().start().get("mkldnn")
         return out
 
 

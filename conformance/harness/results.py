@@ -19,15 +19,19 @@ import numpy as np
 from .compare import Comparison
 
 #: The version of the result file format (docs/results-format.md); 1 had no "format" key.
-FORMAT = 2
-STATUSES = ("pass", "fail", "unsupported", "expected-failure")
+FORMAT = 3
+#: "not-set-up": the backend's prerequisites are missing on this machine (an old CPython, a
+#: system library); nothing ran, and the row says the one command that fixes it.
+STATUSES = ("pass", "fail", "unsupported", "expected-failure", "not-set-up")
 SECTIONS = ("properties", "fixtures")
 #: Keys every row has (besides what a status adds: "message", fixture keys, "drift").
 ROW_KEYS = ("property", "status", "examples", "unsupported_examples", "known_issue_examples",
             "max_abs_error", "max_rel_error", "tolerance_ratio", "seconds", "tolerance", "loosened",
             "max_abs_error_by_step")
 FILE_KEYS = ("format", "backend", "framework", "framework_version", "adapter", "hypothesis_profile",
-             "python", "platform", "finished", "properties", "fixtures")
+             "python", "platform", "finished", "run", "properties", "fixtures")
+#: What a result file says about the run that wrote it (values may be None where unknown).
+RUN_KEYS = ("commit", "tox_env", "command")
 
 
 class ResultFileError(ValueError):
@@ -63,8 +67,9 @@ class Stats:
                                           max(y_err_by_step, default=0) >= max(self.worst_by_step, default=0)):
             self.worst_by_step = [float(e) for e in y_err_by_step]
 
-    def row(self, name: str, status: str, message: str = "", **extra) -> dict:
-        """The result row of this measurement (see ROW_KEYS)."""
+    def row(self, name: str, status: str, message: str = "", *, cause: str = "", **extra) -> dict:
+        """The result row of this measurement (see ROW_KEYS); ``cause``: one line saying why it
+        failed (what the failure report leads with)."""
         if status not in STATUSES:
             raise ValueError(f"status: expected one of {STATUSES}, got {status!r}")
         row = {"property": name, "status": status, "examples": self.examples,
@@ -77,6 +82,8 @@ class Stats:
         if self.produced:
             row["produced"] = dict(sorted(self.produced.items()))
         row.update(extra)
+        if cause:
+            row["cause"] = cause[:300]
         if message:
             row["message"] = message[:4000]
         return row
@@ -111,6 +118,7 @@ class ResultFile:
     finished: str
     properties: dict[str, dict] = field(default_factory=dict)
     fixtures: dict[str, dict] = field(default_factory=dict)
+    run: dict = field(default_factory=lambda: {k: None for k in RUN_KEYS})
     path: Path | None = None
 
     @property
@@ -136,6 +144,7 @@ class ResultFile:
                 "framework_version": self.framework_version, "adapter": self.adapter,
                 "hypothesis_profile": self.hypothesis_profile, "python": self.python,
                 "platform": self.platform, "finished": self.finished,
+                "run": {k: self.run.get(k) for k in RUN_KEYS},
                 "properties": [self.properties[k] for k in sorted(self.properties)],
                 "fixtures": [self.fixtures[k] for k in sorted(self.fixtures)]}
 
@@ -162,6 +171,9 @@ def read_result_file(path: Path) -> ResultFile:
     lacking = [k for k in FILE_KEYS if k not in doc]
     if lacking:
         raise ResultFileError(f"{path}: not a result file of format {FORMAT}: missing {lacking}")
+    if not isinstance(doc["run"], dict) or any(k not in doc["run"] for k in RUN_KEYS):
+        raise ResultFileError(f"{path}: 'run': expected an object with the keys {list(RUN_KEYS)}, "
+                              f"got {doc['run']!r}")
     sections = {}
     for section in SECTIONS:
         rows = doc[section]
@@ -180,4 +192,4 @@ def read_result_file(path: Path) -> ResultFile:
     return ResultFile(str(doc["backend"]), str(doc["framework"]), str(doc["framework_version"]),
                       doc["adapter"], str(doc["hypothesis_profile"]), str(doc["python"]),
                       str(doc["platform"]), str(doc["finished"]), sections["properties"],
-                      sections["fixtures"], path)
+                      sections["fixtures"], dict(doc["run"]), path)

@@ -26,7 +26,22 @@ STEPS_SHOWN = 12
 
 
 class Mismatch(AssertionError):
-    """A framework computed something other than the reference (the message says what)."""
+    """A framework computed something other than the reference (the message says what; ``cause``
+    says it in one line: which output, how far off or which NaN, or the exception)."""
+
+    def __init__(self, message: str, cause: str = ""):
+        super().__init__(message)
+        self.cause = cause or message.splitlines()[0]
+
+
+def cause_of(failed: list[Comparison]) -> str:
+    """One line for the first failed comparison: its problem, or how far off it is and from
+    which time step."""
+    c = failed[0]
+    if c.problem:
+        return f"{c.name}: {c.problem}"
+    text = f"{c.name}: max abs err {c.max_abs:.3g} ({c.ratio:.3g} x the tolerance)"
+    return text + (f", from t={c.first_bad_step}" if c.first_bad_step is not None else "")
 
 
 def expected_for(adapter: Adapter, case: Case) -> Output:
@@ -40,7 +55,8 @@ def check_output(adapter: Adapter, case: Case, actual: Output, expected: Output,
     tol, reasons = tolerance(case.dtype, backend=adapter.name, quantity=quantity)
     if not isinstance(actual, Output):
         raise Mismatch(failure_header(adapter, case, property_name, what) +
-                       f"\n  the adapter returned {type(actual).__name__}, expected an Output")
+                       f"\n  the adapter returned {type(actual).__name__}, expected an Output",
+                       f"the adapter returned {type(actual).__name__}, expected an Output")
     comparisons = [compare("y", actual.y, expected.y, tol, time_axis=1)]
     if len(actual.final) != len(expected.final):
         comparisons.append(Comparison("final", False, np.inf, np.inf, None, None, ratio=np.inf,
@@ -73,7 +89,7 @@ def check_output(adapter: Adapter, case: Case, actual: Output, expected: Output,
         lines += _tolerance_lines(tol, reasons)
         lines += _values(adapter, case, {"expected y": expected.y, "actual y": actual.y})
         lines.append(_rerun(adapter, property_name))
-        raise Mismatch("\n".join(lines))
+        raise Mismatch("\n".join(lines), cause_of(failed))
 
 
 def check_gradients(adapter: Adapter, case: Case, actual: dict, expected: dict, stats: Stats, *,
@@ -95,7 +111,14 @@ def check_gradients(adapter: Adapter, case: Case, actual: dict, expected: dict, 
         lines += _tolerance_lines(tol, reasons)
         lines += _values(adapter, case, {})
         lines.append(_rerun(adapter, property_name))
-        raise Mismatch("\n".join(lines))
+        raise Mismatch("\n".join(lines), cause_of(failed))
+
+
+def failure_report(adapter: Adapter, case: Case, property_name: str, lines: list[str]) -> str:
+    """A failure report that is not a comparison (the callable hung, raised): the header with
+    the counterexample, ``lines``, the inputs when they are few, and the rerun command."""
+    return "\n".join([failure_header(adapter, case, property_name)] + [f"  {line}" for line in lines]
+                     + _values(adapter, case, {}) + [_rerun(adapter, property_name)])
 
 
 def counterexample(case: Case) -> str:

@@ -27,12 +27,14 @@ a failure report ends with the command that reruns exactly that property.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass, field
 
 from adapters.base import Unsupported
-from adapters.callable_adapter import DTYPES, KERNEL_LAYOUTS, RECURRENT_LAYOUTS, CallableAdapter, Convention
+from adapters.callable_adapter import (DEFAULT_TIMEOUT, DTYPES, KERNEL_LAYOUTS, RECURRENT_LAYOUTS, CallableAdapter,
+                                       CallableHung, Convention)
 from reference.activations import ACTIVATIONS, RECURRENT_ACTIVATIONS
 from reference.layout import GATE_PACKINGS
 
@@ -54,6 +56,8 @@ class CheckReport:
     max_examples: int
     rows: list[dict] = field(default_factory=list)  # the suite's result rows, one per property run
     not_applicable: dict[str, str] = field(default_factory=dict)  # property -> what the callable lacks
+    not_run: list[str] = field(default_factory=list)  # properties left after the callable hung
+    hint: str = ""  # a near-miss convention that fits (see check's hint_for)
 
     @property
     def ok(self) -> bool:
@@ -66,7 +70,8 @@ class CheckReport:
     def to_dict(self) -> dict:
         return {"conforms": self.ok, "convention": self.convention.to_dict(), "dtype": self.dtype,
                 "seed": self.seed, "max_examples": self.max_examples,
-                "properties": {r["property"]: r for r in self.rows}, "not_applicable": self.not_applicable}
+                "properties": {r["property"]: r for r in self.rows}, "not_applicable": self.not_applicable,
+                "not_run": self.not_run, "hint": self.hint or None}
 
 
 def settings(max_examples: int) -> dict:
@@ -80,13 +85,16 @@ def settings(max_examples: int) -> dict:
 
 
 def check(fn, convention: Convention, *, max_examples: int = 100, seed: int = 0, dtype: str = "float32",
-          only: list[str] | None = None, progress=None, target: str = "callable") -> CheckReport:
+          only: list[str] | None = None, progress=None, target: str = "callable",
+          timeout: float | None = DEFAULT_TIMEOUT) -> CheckReport:
     """Run every property the callable can express (or those in ``only``) through the suite's
-    engine; ``progress(text)`` is called at each property and every ~2 s."""
+    engine; ``progress(text)`` is called at each property and every ~2 s.  A call that does not
+    return within its timeout (``timeout`` seconds plus the time of its work) fails that example,
+    and the properties after it are not run (each could hang as long)."""
     from conformance.harness.engine import run_property
     from conformance.harness.properties import PROPERTIES
     from conformance.harness.results import Stats
-    from conformance.harness.verdict import Mismatch
+    from conformance.harness.verdict import Mismatch, failure_report
 
     if dtype not in DTYPES:
         raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
@@ -97,9 +105,10 @@ def check(fn, convention: Convention, *, max_examples: int = 100, seed: int = 0,
         raise ValueError(f"property: expected names from {sorted(PROPERTIES)}, got {unknown}")
     rerun = (f"python -m conformance check {target} {convention.cli_options()} --dtype {dtype} "
              f"--seed {seed} --max-examples {max_examples} --property {{property}}")
-    adapter = CallableAdapter(fn, convention, dtype=dtype, name=target, rerun=rerun)
+    adapter = CallableAdapter(fn, convention, dtype=dtype, name=target, rerun=rerun, timeout=timeout)
     report = CheckReport(convention, dtype, seed, max_examples)
-    for name in only or list(PROPERTIES):
+    names = only or list(PROPERTIES)
+    for position, name in enumerate(names):
         lacking = PROPERTIES[name].requires(adapter.capabilities)
         if lacking:
             report.not_applicable[name] = ", ".join(lacking)
@@ -124,12 +133,40 @@ def check(fn, convention: Convention, *, max_examples: int = 100, seed: int = 0,
         except Unsupported as exc:
             report.rows.append(stats.row(name, "unsupported", str(exc)))
         except Mismatch as exc:
-            report.rows.append(stats.row(name, "fail", str(exc)))
+            report.rows.append(stats.row(name, "fail", str(exc), cause=exc.cause))
+        except CallableHung as exc:
+            report.rows.append(stats.row(name, "fail", failure_report(adapter, exc.case, name, [str(exc)]),
+                                         cause=str(exc)))
+            report.not_run = [n for n in names[position + 1:] if n not in report.not_applicable]
+            break
         except Exception as exc:  # Hypothesis' own errors (e.g. a flaky callable), with the reason
-            report.rows.append(stats.row(name, "fail", f"{type(exc).__name__}: {exc}"))
+            report.rows.append(stats.row(name, "fail", f"{type(exc).__name__}: {exc}",
+                                         cause=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
         else:
             report.rows.append(stats.row(name, "pass"))
     return report
+
+
+def hint_for(fn, claimed: Convention, dtype: str) -> str:
+    """When the claim fails: what ``detect`` finds, if it finds one other convention that fits
+    every probe (a Keras 2 user who claims hard_sigmoid means hard_sigmoid_keras2; a TF1 port
+    claimed without its forget bias, ...)."""
+    from .detect import detect
+
+    try:
+        found = detect(fn, dtype=dtype)
+    except (ValueError, CallableHung):
+        return ""
+    if found.status != "unique" or found.best is None:
+        return ""
+    conv = found.best.convention
+    if conv == claimed:
+        return ""
+    changed = [f"{key.replace('_', ' ')} {getattr(conv, key)} (claimed {getattr(claimed, key)})"
+               for key in ("gate_order", "kernel_layout", "recurrent_layout", "forget_bias",
+                           "recurrent_activation", "activation") if getattr(conv, key) != getattr(claimed, key)]
+    return (f"detect finds a convention that fits every probe: {'; '.join(changed)}; check it with "
+            f"{conv.cli_options()}")
 
 
 # ------------------------------------------------------------------------------------------
@@ -163,6 +200,12 @@ def add_arguments(parser) -> None:
                         help="dtype of the arrays passed and of the tolerance (default float32)")
     parser.add_argument("--property", action="append", dest="properties", metavar="NAME",
                         help="run only this property (repeatable; the suite's property names)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"a call that has not returned after SECONDS plus the time of its work (at 1e8 "
+                             f"multiply-adds per second) fails its example, and the rest is not run "
+                             f"(default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--no-hint", dest="hint", action="store_false",
+                        help="on a failure, do not look for a near-miss convention that fits (detect)")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
 
@@ -180,21 +223,37 @@ def run(args) -> int:
 
     print(f"check {args.callable}: {convention.describe()}; {args.dtype}, seed {args.seed}, "
           f"up to {args.max_examples} examples per property", file=sys.stderr if args.json else sys.stdout)
+    if args.timeout is not None and not args.timeout > 0:
+        print(f"error: --timeout: expected a positive number of seconds, got {args.timeout}")
+        return EXIT_ERROR
     try:
         report = check(fn, convention, max_examples=args.max_examples, seed=args.seed, dtype=args.dtype,
-                       only=args.properties, progress=progress, target=args.callable)
+                       only=args.properties, progress=progress, target=args.callable, timeout=args.timeout)
     except ValueError as exc:
         print(f"error: {exc}")
         return EXIT_ERROR
-    return answer(args, report, render(report))
+    if not report.ok and args.hint and not report.not_run:
+        report.hint = hint_for(fn, convention, args.dtype)
+    status = answer(args, report, render(report))
+    if report.not_run:  # a call of the callable hung and may still be running: do not wait for it
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
 
 
 def render(report: CheckReport) -> str:
     width = max([len(r["property"]) for r in report.rows] + [15])
     lines = []
     for r in report.rows:
+        if r["status"] == "fail":  # what failed: how far off, a NaN, an exception, a hang
+            what = r.get("cause", "")
+        else:
+            what = f"max abs err {r['max_abs_error']:.2g}"
         lines.append(f"  {r['property']:<{width}} {r['status'].upper():<11} {r['examples']:>4} examples  "
-                     f"max abs err {r['max_abs_error']:.2g}  {r['seconds']:.2f} s")
+                     f"{r['seconds']:6.2f} s  {what}")
+    if report.not_run:
+        lines.append(f"  not run, after the callable hung ({len(report.not_run)}): " + ", ".join(report.not_run))
     if report.not_applicable:
         lines.append(f"  not applicable to a bare callable ({len(report.not_applicable)}): "
                      + ", ".join(sorted(report.not_applicable)))
@@ -203,6 +262,8 @@ def render(report: CheckReport) -> str:
             lines.append(f"\n{r['property']} FAILED: minimal counterexample\n" + _indent(r.get("message", "")))
     verdict = ("conforms" if report.ok else "DOES NOT CONFORM") + " to " + report.convention.describe()
     lines.append(f"verdict: {verdict}")
+    if report.hint:
+        lines.append(f"hint: {report.hint}")
     return "\n".join(lines)
 
 
