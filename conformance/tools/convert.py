@@ -566,7 +566,8 @@ def add_arguments(parser) -> None:
     from .model_files import FORMATS
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    doc = __doc__.split("Names per framework", 1)[1].split("Exactness:", 1)[0]
+    # The docstring's section on names, as plain text for a terminal (no reST ``literal`` markup).
+    doc = __doc__.split("Names per framework", 1)[1].split("Exactness:", 1)[0].replace("``", "")
     formats = "\n".join(f"  {f.name:<14}{', '.join(f.extensions):<16}{f.description}"
                         + (f" (written for: {', '.join(f.writes)})" if f.writes else " (read only)")
                         for f in FORMATS.values())
