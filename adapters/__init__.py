@@ -31,6 +31,11 @@ BACKENDS: dict[str, str] = {
     "tf1-lstmcell": "adapters.tf1_adapter:TF1LSTMCellAdapter",
     "tf1-lstmcell-static": "adapters.tf1_adapter:TF1LSTMCellStaticAdapter",
     "tf1-block": "adapters.tf1_adapter:TF1BlockAdapter",
+    "mxnet-lstm": "adapters.mxnet_adapter:MXNetLSTMAdapter",
+    "mxnet-rnn-op": "adapters.mxnet_adapter:MXNetRNNOpAdapter",
+    "mxnet-lstmcell": "adapters.mxnet_adapter:MXNetLSTMCellAdapter",
+    "chainer-lstm": "adapters.chainer_adapter:ChainerLSTMAdapter",
+    "chainer-nstep": "adapters.chainer_adapter:ChainerNStepAdapter",
 }
 
 

@@ -41,6 +41,24 @@ def _padded_reverse_with_state(case) -> bool:
             and bool((case.lengths < case.steps).any()) and case.initial_state is not None)
 
 
+def _ignored_by_onednn(case) -> bool:
+    """float32 cases with padded sequences or a cell clip: MXNet's oneDNN RNN kernel ignores both."""
+    padded = case.lengths is not None and bool((case.lengths < case.steps).any())
+    return case.dtype == "float32" and (padded or case.spec.cell_clip is not None)
+
+
+_MXNET_ONEDNN = (
+    "on the CPU, MXNet 1.9.1's RNN operator runs float32 LSTMs through oneDNN (MXNET_USE_MKLDNN_RNN=1, the "
+    "default), which silently ignores use_sequence_length / sequence_length (every sequence runs to the end "
+    "of the batch: outputs past a length are not zeros and the final state is the one after the padding) "
+    "and state_clip_min / state_clip_max (the cell state is not clipped); the native CPU kernel refuses "
+    "both ('RNN use_sequence_length option is only available for cuDNN version >= 7.2', 'LSTM state "
+    "clipping is only supported for GPU with CuDNN later than 7.2.1', src/operator/rnn-inl.h), which is "
+    "what float64 cases get (reported unsupported).  Lengths: apache/mxnet#19323 (closed; the fix, "
+    "apache/mxnet#19466, falls back to the refusing native kernel on master and is not in 1.9.1); the "
+    "state clip: no issue found (docs/frameworks/mxnet.md)")
+
+
 KNOWN_ISSUES: list[KnownIssue] = [
     KnownIssue(
         "tf-block", "gradients", "tensorflow-cpu 2.21.0",
@@ -111,6 +129,19 @@ KNOWN_ISSUES: list[KnownIssue] = [
         "entry): an empty sequence outputs h0 at every step instead of zeros (the tensorflow and "
         "torch backends output zeros); its final state is right",
         when=_empty_sequence_with_state, when_text="batches with an empty sequence and a given initial state",
+    ),
+    *(KnownIssue(backend, "*", "mxnet 1.9.1 (oneDNN RNN kernel, CPU)", _MXNET_ONEDNN, when=_ignored_by_onednn,
+                 when_text="float32 cases with padded sequences or a cell clip")
+      for backend in ("mxnet-lstm", "mxnet-rnn-op")),
+    KnownIssue(
+        "mxnet-lstmcell", "zero_length", "mxnet 1.9.1",
+        "RecurrentCell.unroll(valid_length=...) takes each sequence's final state with SequenceLast over the "
+        "states after steps 0 .. T-1 (python/mxnet/gluon/rnn/rnn_cell.py, unroll); the initial state is not "
+        "among them, and a length of 0 reads index -1: an empty sequence's final state is not its initial "
+        "state but what lies before the buffer (zeros, or garbage such as 6e24); SequenceLast's "
+        "documentation asks for positive lengths (apache/mxnet#14019, 'SequenceLast undefined behavior', "
+        "closed); outputs are masked right (docs/frameworks/mxnet.md)",
+        when=_empty_sequence, when_text="batches with an empty sequence",
     ),
 ]
 

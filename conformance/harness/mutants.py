@@ -2,8 +2,8 @@
 
 A conformance property earns its keep by failing on a wrong implementation.  ``Mutant(inner,
 mutation)`` behaves like ``inner`` with one classic bug: the weights loaded with two gate blocks
-swapped, the forget bias dropped, the state not carried, a clip dropped or moved, outputs of a
-reverse run in the wrong order, ...  ``CATCHES`` maps every property to the mutations it must
+swapped or with the other packing (gate-major taken for unit-major), the forget bias dropped, the
+state not carried, a clip dropped or moved, outputs of a reverse run in the wrong order, ...  ``CATCHES`` maps every property to the mutations it must
 detect; tests/test_mutations.py proves it on the reference backend, and
 conformance/suite/test_mutations.py on the backend under test.
 """
@@ -15,6 +15,7 @@ import numpy as np
 from adapters.base import Adapter, Case, Output
 from reference import LSTMParams
 from reference.gates import permute_gates
+from reference.layout import permute_params
 
 from .requirements import gated
 from .strategies import round_to
@@ -87,6 +88,13 @@ def _steps_past_offset(case: Case, first: int = STEP_BOUNDARY) -> Case:
     return case.replace(x=x)
 
 
+def _packing_confused(case: Case) -> Case:
+    """The weights' 4H axes read with the other packing (gate-major blocks taken for unit-major
+    groups): what an adapter that forgets to interleave (or interleaves when it must not) loads."""
+    order = case.spec.gate_order
+    return _map_params(case, lambda p: permute_params(p, order, order, from_packing="unit-major"))
+
+
 def _arrays(p: LSTMParams, **changes) -> LSTMParams:
     arrays = p.arrays()
     arrays.update(changes)
@@ -100,6 +108,7 @@ def _spec(case: Case, **changes) -> Case:
 #: Mutations of the case the inner adapter receives (a wrong conversion or a wrong option).
 CASE_MUTATIONS = {
     "swapped_gates": _swapped_gates,
+    "gate_packing_confused": _packing_confused,
     "forget_bias_dropped": lambda c: _spec(c, forget_bias=0.0),
     "state_ignored": lambda c: c.replace(initial_state=None),
     "lengths_ignored": lambda c: c.replace(lengths=None),
@@ -158,7 +167,7 @@ MUTATIONS = (tuple(CASE_MUTATIONS) + tuple(OUTPUT_MUTATIONS) + STATE_MUTATIONS +
 
 #: property -> the mutations it must catch.
 CATCHES: dict[str, tuple[str, ...]] = {
-    "forward_parity": ("swapped_gates",),
+    "forward_parity": ("swapped_gates", "gate_packing_confused"),
     "initial_state": ("state_ignored", "swapped_gates"),
     "state_transfer": ("state_ignored",),
     "step_by_step": ("steps_state_not_fed",),

@@ -3,6 +3,7 @@
     python -m conformance check MODULE:ATTR --gate-order ORDER [--forget-bias F]
         [--kernel-layout D,4H|4H,D] [--recurrent-layout H,4H|4H,H]
         [--recurrent-activation sigmoid|hard_sigmoid|hard_sigmoid_keras2] [--activation tanh|relu|linear]
+        [--packing gate-major|unit-major]
         [--max-examples N] [--max-size N] [--seed S] [--dtype float32|float64|float16] [--property NAME ...]
         [--json]
 
@@ -39,6 +40,7 @@ from adapters.base import Unsupported
 from adapters.callable_adapter import (DEFAULT_TIMEOUT, DTYPES, KERNEL_LAYOUTS, RECURRENT_LAYOUTS, CallableAdapter,
                                        CallableHung, Convention)
 from reference.activations import ACTIVATIONS, RECURRENT_ACTIVATIONS
+from reference.layout import GATE_PACKINGS
 
 from .native import answer, load_callable
 
@@ -209,6 +211,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--activation", default="tanh", choices=sorted(ACTIVATIONS),
                         help="activation of the candidate and of the cell state before the output gate "
                              "(default tanh)")
+    parser.add_argument("--packing", default="gate-major", choices=GATE_PACKINGS,
+                        help="how the 4H axes hold the gates: gate-major (four blocks of H, the gate order "
+                             "names the blocks; default) or unit-major (H groups of four, the gate order "
+                             "names the four of each unit: Chainer's F.lstm, --gate-order chainer)")
     parser.add_argument("--max-examples", type=int, default=100, metavar="N",
                         help="Hypothesis examples per property (default 100)")
     parser.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIZE, metavar="N",
@@ -231,7 +237,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     try:
         convention = Convention(args.gate_order, args.kernel_layout, args.recurrent_layout, args.forget_bias,
-                                args.recurrent_activation, args.activation)
+                                args.recurrent_activation, args.activation, args.packing)
         fn = load_callable(args.callable)
     except ValueError as exc:
         print(f"error: {exc}")
