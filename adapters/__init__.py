@@ -31,6 +31,11 @@ BACKENDS: dict[str, str] = {
     "tf1-lstmcell": "adapters.tf1_adapter:TF1LSTMCellAdapter",
     "tf1-lstmcell-static": "adapters.tf1_adapter:TF1LSTMCellStaticAdapter",
     "tf1-block": "adapters.tf1_adapter:TF1BlockAdapter",
+    "torch-onnx": "adapters.torch_onnx_adapter:TorchOnnxAdapter",
+    "torch-onnx-dynamo": "adapters.torch_onnx_adapter:TorchOnnxDynamoAdapter",
+    "onnx2torch": "adapters.onnx2torch_adapter:Onnx2TorchAdapter",
+    "keras3-tf2onnx": "adapters.tf2onnx_adapter:Keras3Tf2OnnxAdapter",
+    "tf-keras-tf2onnx": "adapters.tf2onnx_adapter:TFKerasTf2OnnxAdapter",
 }
 
 

@@ -64,6 +64,19 @@ def _native_params(params: LSTMParams, spec: LSTMSpec) -> dict[str, np.ndarray]:
     return PACKINGS["onnx"].to_native(params, spec.gate_order, forget_bias=spec.forget_bias)
 
 
+def inference_session(model: bytes):
+    """An ``onnxruntime.InferenceSession`` of a serialized ModelProto on the CPU execution
+    provider with one thread (the framework call overhead dominates at the suite's sizes) and
+    warnings silenced: how every backend of this project runs an ONNX model in ORT."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
 class OnnxRuntimeAdapter(Adapter):
     """The ONNX LSTM operator in onnxruntime's CPU execution provider."""
 
@@ -104,14 +117,7 @@ class OnnxRuntimeAdapter(Adapter):
     def _session(self, key: tuple):
         session = self._sessions.get(key)
         if session is None:
-            model = self._model(*key)
-            options = self._ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3
-            session = self._ort.InferenceSession(model.SerializeToString(), options,
-                                                 providers=["CPUExecutionProvider"])
-            self._sessions[key] = session
+            session = self._sessions[key] = inference_session(self._model(*key).SerializeToString())
         return session
 
     @staticmethod

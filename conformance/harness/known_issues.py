@@ -99,6 +99,14 @@ KNOWN_ISSUES: list[KnownIssue] = [
         when=_empty_sequence_with_state, when_text="batches with an empty sequence and a given initial state",
     ),
     KnownIssue(
+        "torch-onnx", "zero_length", "torch 2.13.0 (TorchScript exporter), onnxruntime 1.31.1",
+        "the exported graph passes the lengths to the ONNX LSTM node's sequence_lens, and ORT's CPU "
+        "LSTM kernel gives a sequence of length 0 Y_h = Y_c = 0 instead of its initial state (the "
+        "'onnxruntime' zero_length entry); torch itself refuses a length of 0 (pack_padded_sequence), "
+        "the exported model does not check it (docs/converters/torch-onnx.md)",
+        when=_empty_sequence_with_state, when_text="batches with an empty sequence and a given initial state",
+    ),
+    KnownIssue(
         "flax-*", "zero_length", "flax 0.12.8, jax 0.10.2",
         "RNN(seq_lengths=...) takes the final carry at index seq_lengths - 1 of the scanned carries: "
         "for a length of 0 that is index -1, the carry after the whole padded sequence, not the "
