@@ -15,9 +15,10 @@ went:
   mantissa and sign encode its index (a scrambled bijection, so that round constants such as
   1.0 or 1.5 in a graph are not read as small indices; indices beyond the number of weight
   elements are not tags);
-* an initializer of the exported model whose elements are all tags (or exact zeros: a bias the
-  converter adds, such as ONNX's Rb for a one-bias framework) is a *placement*: element k holds
-  weight element ``index[k]``.  Any other initializer is kept as the converter wrote it;
+* a constant tensor of the exported model (an initializer, a Constant node, the same inside a
+  Loop body) whose elements are tags (or exact zeros: a bias the converter adds, such as ONNX's
+  Rb for a one-bias framework) is a *placement*: element k holds weight element ``index[k]``.
+  Every other tensor is kept as the converter wrote it;
 * for each example the case's weights (read back from the source model after the source adapter
   loaded them) are written into the placements, and the model is run.  A converter that does
   arithmetic on weights (sums two biases, scales a kernel) leaves values that are neither tags
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from importlib import metadata
 
@@ -98,37 +100,62 @@ def read_tags(values: np.ndarray, total: int) -> np.ndarray:
     return np.where(index < total, index, -1)
 
 
+def model_tensors(graph):
+    """Every constant tensor of ``graph`` in a fixed order, as (where, TensorProto): its
+    initializers, the ``value`` of its Constant nodes, and the same inside subgraphs (a Loop or
+    Scan body, If branches), where converters also put weights."""
+    for init in graph.initializer:
+        yield f"{graph.name}/{init.name}", init
+    for node in graph.node:
+        for attr in node.attribute:
+            if node.op_type == "Constant" and attr.name == "value":
+                yield f"{graph.name}/{node.name or node.output[0]}:value", attr.t
+            elif attr.type == attr.GRAPH:
+                yield from model_tensors(attr.g)
+            elif attr.type == attr.GRAPHS:
+                for g in attr.graphs:
+                    yield from model_tensors(g)
+
+
 class Placement:
-    """Where the converter put each weight element: initializer name -> (shape, dtype, index)
-    with index -1 for an exact zero the converter wrote itself."""
+    """Where the converter put each weight element: for each tensor of the model (by its position
+    in :func:`model_tensors`) that holds tags, (shape, dtype, index) with index -1 for an exact
+    zero the converter wrote itself.  ``arithmetic`` names tensors with other values among tags."""
 
     def __init__(self, model, total: int):
         from onnx import numpy_helper
 
-        self.slots: dict[str, tuple[tuple[int, ...], np.dtype, np.ndarray]] = {}
+        self.slots: dict[int, tuple[tuple[int, ...], np.dtype, np.ndarray]] = {}
         self.arithmetic: list[str] = []
-        for init in model.graph.initializer:
-            values = numpy_helper.to_array(init)
+        for position, (where, tensor) in enumerate(model_tensors(model.graph)):
+            values = numpy_helper.to_array(tensor)
             if values.dtype not in _TAG_FORMATS or values.size == 0:
                 continue
             index = read_tags(values, total)
             tagged = index >= 0
             if not tagged.any():
                 continue
-            flat = values.ravel()
-            if (~tagged & (flat != 0)).any():
-                self.arithmetic.append(init.name)
-            self.slots[init.name] = (values.shape, values.dtype, index)
+            if (~tagged & (values.ravel() != 0)).any():
+                self.arithmetic.append(where)
+            self.slots[position] = (values.shape, values.dtype, index)
 
     def bind(self, model, weights: list[np.ndarray]) -> None:
         """Write ``weights`` (the source's native arrays, in tag order) into ``model``'s placed
-        initializers, in place."""
+        tensors, in place."""
         from onnx import numpy_helper
 
         flat = np.concatenate([np.ravel(w) for w in weights] + [np.zeros(1)])  # index -1: the zero
-        by_name = {init.name: init for init in model.graph.initializer}
-        for name, (shape, dtype, index) in self.slots.items():
-            by_name[name].CopyFrom(numpy_helper.from_array(flat[index].astype(dtype).reshape(shape), name))
+        for position, (_, tensor) in enumerate(model_tensors(model.graph)):
+            slot = self.slots.get(position)
+            if slot is not None:
+                shape, dtype, index = slot
+                tensor.CopyFrom(numpy_helper.from_array(flat[index].astype(dtype).reshape(shape), tensor.name))
+
+
+def static_steps(model) -> int | None:
+    """The fixed length of the time axis (axis 1) of the model's first input, None if dynamic."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    return dims[1].dim_value if len(dims) > 1 and dims[1].HasField("dim_value") else None
 
 
 def describe_graph(model) -> str:
@@ -168,6 +195,9 @@ class OnnxPipeline(Adapter):
     def __init__(self):
         self._exports: dict = {}
         self._verified = False
+        #: The length of the sample to export with when the converter makes time static (None:
+        #: the subclass's own sample length).
+        self.sample_steps: int | None = None
 
     # ------------------------------------------------------------------ hooks
 
@@ -228,6 +258,21 @@ class OnnxPipeline(Adapter):
         if key not in self._exports:
             self._exports[key] = self._load_or_export(handle, case, native, key)
         entry = self._exports[key]
+        steps = None if isinstance(entry, str) else static_steps(entry[0])
+        if steps is not None and steps != case.steps:
+            # The converter fixed the time axis to the sample's length although it was asked for
+            # a dynamic one: this structure is exported again for each length.
+            key += (("steps", case.steps),)
+            if key not in self._exports:
+                self.sample_steps = case.steps
+                try:
+                    entry = self._load_or_export(handle, case, native, key)
+                finally:
+                    self.sample_steps = None
+                if not isinstance(entry, str):
+                    entry = (entry[0], entry[1], entry[2] + ", static time axis: exported per length")
+                self._exports[key] = entry
+            entry = self._exports[key]
         if isinstance(entry, str):
             raise Unsupported(entry)
         return entry
@@ -282,21 +327,26 @@ class OnnxPipeline(Adapter):
 
     def _verify(self, handle, case: Case, bound) -> None:
         """The placement learned from tags reproduces a real export with the case's weights: the
-        same nodes and bit-identical initializers (else the converter looked at weight values
+        same nodes and bit-identical constant tensors (else the converter looked at weight values
         and the placement must not be used)."""
         from onnx import numpy_helper
 
         real = self._export(handle, case)
         problems = []
-        if [(n.op_type, list(n.input), list(n.output)) for n in real.graph.node] != \
-                [(n.op_type, list(n.input), list(n.output)) for n in bound.graph.node]:
-            problems.append("the graphs differ")
-        ours = {i.name: numpy_helper.to_array(i) for i in bound.graph.initializer}
-        for init in real.graph.initializer:
-            a = numpy_helper.to_array(init)
-            b = ours.get(init.name)
-            if b is None or a.shape != b.shape or a.tobytes() != b.tobytes():
-                problems.append(f"initializer {init.name!r} differs")
+        # Node and value names are not compared: converters number them with process-wide
+        # counters (tf2onnx), so two exports of one model differ in names only.
+        if [n.op_type for n in real.graph.node] != [n.op_type for n in bound.graph.node]:
+            problems.append("the graphs have different operators")
+        # Compared as collections: a converter may order its constants differently (by names
+        # that carry counters) from one export to the next.
+        def contents(model):
+            arrays = (numpy_helper.to_array(t) for _, t in model_tensors(model.graph))
+            return sorted((str(a.dtype), a.shape, a.tobytes()) for a in arrays)
+
+        theirs, ours = contents(real), contents(bound)
+        if theirs != ours:
+            differ = sum(1 for t in theirs if t not in ours)
+            problems.append(f"{differ} of {len(theirs)} constant tensors differ")
         if problems:
             raise RuntimeError(f"{self.name}: weights placed by tags do not reproduce a real export "
                                f"({'; '.join(problems[:5])}): the converter's output depends on weight "
@@ -320,7 +370,12 @@ class OnnxPipeline(Adapter):
 
 def first_line(exc: BaseException, limit: int = 600) -> str:
     """A converter's refusal, shortened for an Unsupported message: the exception type and the
-    first line that says something (long tracebacks and graph dumps cut)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = lines[0].split("  [Caused by")[0] if lines else ""
-    return f"{type(exc).__name__}: {text}"[:limit]
+    line that says what went wrong (the "Exception summary" of torch.onnx's exporter; else the
+    first line), without graph dumps or terminal colours."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if "## Exception summary" in lines and lines.index("## Exception summary") + 1 < len(lines):
+        line = lines[lines.index("## Exception summary") + 1]
+    else:
+        line = lines[0] if lines else ""
+    return f"{type(exc).__name__}: {line.split('  [Caused by')[0]}"[:limit]

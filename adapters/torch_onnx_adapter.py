@@ -122,14 +122,15 @@ class TorchOnnxAdapter(OnnxPipeline):
     def _sample(self, case: Case, handle: _Exported) -> dict:
         torch = self._torch
         inputs = self._inputs(case, handle)
-        sample = {"x": torch.zeros((_SAMPLE_BATCH, _SAMPLE_STEPS) + tuple(handle.x.shape[2:]), dtype=handle.x.dtype)}
+        steps = self.sample_steps or _SAMPLE_STEPS
+        sample = {"x": torch.zeros((_SAMPLE_BATCH, steps) + tuple(handle.x.shape[2:]), dtype=handle.x.dtype)}
         for name in ("h0", "c0"):
             if name in inputs:
                 shape = list(inputs[name].shape)
                 shape[1] = _SAMPLE_BATCH
                 sample[name] = torch.zeros(shape, dtype=inputs[name].dtype)
         if "lengths" in inputs:
-            sample["lengths"] = torch.arange(_SAMPLE_STEPS, _SAMPLE_STEPS - _SAMPLE_BATCH, -1, dtype=torch.int64)
+            sample["lengths"] = torch.full((_SAMPLE_BATCH,), steps, dtype=torch.int64)
         return sample
 
     def _module(self, case: Case, handle: _Exported, names: list[str]):
