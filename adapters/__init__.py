@@ -36,6 +36,11 @@ BACKENDS: dict[str, str] = {
     "mxnet-lstmcell": "adapters.mxnet_adapter:MXNetLSTMCellAdapter",
     "chainer-lstm": "adapters.chainer_adapter:ChainerLSTMAdapter",
     "chainer-nstep": "adapters.chainer_adapter:ChainerNStepAdapter",
+    "torch-onnx": "adapters.torch_onnx_adapter:TorchOnnxAdapter",
+    "torch-onnx-dynamo": "adapters.torch_onnx_adapter:TorchOnnxDynamoAdapter",
+    "onnx2torch": "adapters.onnx2torch_adapter:Onnx2TorchAdapter",
+    "keras3-tf2onnx": "adapters.tf2onnx_adapter:Keras3Tf2OnnxAdapter",
+    "tf-keras-tf2onnx": "adapters.tf2onnx_adapter:TFKerasTf2OnnxAdapter",
 }
 
 

@@ -28,6 +28,10 @@ def _cell_clip(case) -> bool:
     return case.spec.cell_clip is not None
 
 
+def _projection(case) -> bool:
+    return bool(case.spec.proj_size)
+
+
 def _empty_sequence(case) -> bool:
     return case.lengths is not None and bool((case.lengths == 0).any())
 
@@ -115,6 +119,29 @@ KNOWN_ISSUES: list[KnownIssue] = [
         "initial_h / initial_c: the CPU LSTM kernel writes the final state only from steps it "
         "ran (docs/frameworks/onnxruntime.md); with a zero initial state the two agree",
         when=_empty_sequence_with_state, when_text="batches with an empty sequence and a given initial state",
+    ),
+    KnownIssue(
+        "torch-onnx", "zero_length", "torch 2.13.0 (TorchScript exporter), onnxruntime 1.31.1",
+        "the exported graph passes the lengths to the ONNX LSTM node's sequence_lens, and ORT's CPU "
+        "LSTM kernel gives a sequence of length 0 Y_h = Y_c = 0 instead of its initial state (the "
+        "'onnxruntime' zero_length entry); torch itself refuses a length of 0 (pack_padded_sequence), "
+        "the exported model does not check it (docs/converters/torch-onnx.md)",
+        when=_empty_sequence_with_state, when_text="batches with an empty sequence and a given initial state",
+    ),
+    KnownIssue(
+        "torch-onnx-dynamo", "projection", "torch 2.13.0, onnxscript 0.7.2, onnxruntime 1.31.1",
+        "onnxscript's torchlib lowering of aten::lstm.input (onnxscript/function_libs/torch_lib/ops/"
+        "core.py, aten_lstm) has no projection: it reads the hidden size from initial_h (which has "
+        "proj_size features), takes 4 parameters per direction (weight_hr is not one of them) and "
+        "writes an LSTM node whose hidden_size is proj_size; the exported model is refused by ORT "
+        "('Input initial_c must have shape ...') or computes without the projection "
+        "(docs/converters/torch-onnx.md)",
+    ),
+    KnownIssue(
+        "torch-onnx-dynamo", "option_combinations", "torch 2.13.0, onnxscript 0.7.2, onnxruntime 1.31.1",
+        "combinations with a projection hit the 'projection' entry: aten_lstm in onnxscript's torchlib "
+        "drops weight_hr and takes proj_size for the hidden size",
+        when=_projection, when_text="cases with a projection",
     ),
     KnownIssue(
         "flax-*", "zero_length", "flax 0.12.8, jax 0.10.2",
