@@ -250,6 +250,14 @@ class Adapter:
         params that are set), converted back to the reference packing."""
         raise Unsupported(f"{self.name}: gradients are not implemented")
 
+    def size_plan(self, plan):
+        """The SizePlan (conformance.harness.strategies) to draw this backend's cases with, given
+        the run's ``plan``.  Default: the run's.  A backend whose cost grows with every new shape
+        (a converter that exports one model per structure, at seconds each) may narrow it (fewer
+        examples at scale, fewer distinct sizes) and must say so in its docs; the results record
+        the sizes reached either way ("largest")."""
+        return plan
+
     def setup_problem(self) -> str | None:
         """None when the backend can run here; otherwise why not (a prerequisite of the machine is
         missing: an old CPython, a system library), with the command that fixes it.  The suite

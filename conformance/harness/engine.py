@@ -104,7 +104,7 @@ def run_property(name: str, adapter: Adapter, *, max_examples: int | None = None
         property_test = hseed(seed)(property_test)
     start = time.perf_counter()
     try:
-        with size_plan(profiles.size_plan() if sizes is None else sizes):
+        with size_plan(adapter.size_plan(profiles.size_plan() if sizes is None else sizes)):
             property_test()
     except Unsupported:
         raise

@@ -225,6 +225,9 @@ class Mutant(Adapter):
     def version(self) -> str:
         return self.inner.version()
 
+    def size_plan(self, plan):
+        return self.inner.size_plan(plan)
+
     def _case(self, case: Case) -> Case:
         fn = CASE_MUTATIONS.get(self.mutation)
         return fn(case) if fn else case
