@@ -11,8 +11,10 @@ A user exposes their LSTM as a callable::
 The packing of the weights is a :class:`Convention`: the gate order (a permutation of "ifgo"),
 the kernel layout ("D,4H" as Keras, TF and CNTK store it, or "4H,D" as PyTorch and ONNX do), the
 recurrent layout ("H,4H" or "4H,H"), a run-time forget bias added to the forget pre-activation on
-top of the bias (TF1 LSTMCell adds 1.0), the recurrent activation of the i, f, o gates and the
-activation of the candidate and the cell output.  Its packing is an entry like every
+top of the bias (TF1 LSTMCell adds 1.0), the recurrent activation of the i, f, o gates, the
+activation of the candidate and the cell output, and how the 4H axes hold the gates: "gate-major"
+(four blocks of H, as nearly every framework) or "unit-major" (H groups of four, as Chainer's
+``F.lstm``; ``reference.layout``).  Its packing is an entry like every
 framework's (``adapters.packings.callable_packing``).
 
 :func:`call_native` calls the callable with copies of the inputs and validates what it returns.
@@ -34,7 +36,7 @@ import numpy as np
 from reference import LSTMParams, LSTMSpec, lstm_forward
 from reference.activations import ACTIVATIONS, RECURRENT_ACTIVATIONS
 from reference.gates import resolve_gate_order
-from reference.layout import orient
+from reference.layout import orient, permute_params, resolve_packing
 
 from .base import Adapter, BrokenContract, Capabilities, Case, Output
 from .packings import Packing, callable_packing
@@ -103,9 +105,11 @@ class Convention:
     forget_bias: float = 0.0
     recurrent_activation: str = "sigmoid"
     activation: str = "tanh"
+    packing: str = "gate-major"  # or "unit-major" (reference.layout.GATE_PACKINGS)
 
     def __post_init__(self):
         object.__setattr__(self, "gate_order", resolve_gate_order(self.gate_order, argument="gate_order"))
+        object.__setattr__(self, "packing", resolve_packing(self.packing))
         object.__setattr__(self, "kernel_layout", normalize_layout(
             self.kernel_layout, argument="kernel_layout", allowed=KERNEL_LAYOUTS))
         object.__setattr__(self, "recurrent_layout", normalize_layout(
@@ -123,15 +127,16 @@ class Convention:
         return LSTMSpec(gate_order=self.gate_order, forget_bias=self.forget_bias,
                         recurrent_activation=self.recurrent_activation, activation=self.activation)
 
-    def packing(self) -> Packing:
+    def native_packing(self) -> Packing:
         return callable_packing(self.gate_order, self.kernel_layout, self.recurrent_layout,
-                                forget_bias=self.forget_bias)
+                                forget_bias=self.forget_bias, packing=self.packing)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def describe(self) -> str:
-        text = (f"gate order {self.gate_order}, kernel ({self.kernel_layout}), recurrent "
+        packed = "" if self.packing == "gate-major" else f" {self.packing}"
+        text = (f"gate order {self.gate_order}{packed}, kernel ({self.kernel_layout}), recurrent "
                 f"({self.recurrent_layout}), forget bias {self.forget_bias:.6g}, "
                 f"recurrent activation {self.recurrent_activation}")
         return text + (f", activation {self.activation}" if self.activation != "tanh" else "")
@@ -141,7 +146,8 @@ class Convention:
         text = (f"--gate-order {self.gate_order} --kernel-layout {self.kernel_layout} "
                 f"--recurrent-layout {self.recurrent_layout} --forget-bias "
                 f"{format_number(self.forget_bias)} --recurrent-activation {self.recurrent_activation}")
-        return text + (f" --activation {self.activation}" if self.activation != "tanh" else "")
+        text += f" --activation {self.activation}" if self.activation != "tanh" else ""
+        return text + (f" --packing {self.packing}" if self.packing != "gate-major" else "")
 
 
 def pack(params: LSTMParams, spec_order: str, convention: Convention, *, spec_forget_bias: float = 0.0,
@@ -150,7 +156,7 @@ def pack(params: LSTMParams, spec_order: str, convention: Convention, *, spec_fo
     packed in ``spec_order`` and meant to compute with run-time forget bias ``spec_forget_bias``:
     a second bias is summed into the one bias, a missing bias becomes zeros, and the difference
     between the wanted and the convention's run-time forget bias is folded into the bias."""
-    native = convention.packing().to_native(params, spec_order,
+    native = convention.native_packing().to_native(params, spec_order,
                                             forget_bias=float(spec_forget_bias) - convention.forget_bias)
     return tuple(np.ascontiguousarray(native[k], dtype=dtype) for k in ("kernel", "recurrent_kernel", "bias"))
 
@@ -245,6 +251,7 @@ def reference_callable(convention: Convention, *, output_dtype=None) -> Callable
         params = LSTMParams(kernel=orient(kernel, convention.kernel_layout, rows="D"),
                             recurrent_kernel=orient(recurrent_kernel, convention.recurrent_layout, rows="H"),
                             bias=np.asarray(bias))
+        params = permute_params(params, convention.gate_order, convention.gate_order, from_packing=convention.packing)
         y, (h, c) = lstm_forward(x, params, spec, (h0, c0))
         if output_dtype is not None:
             y, h, c = (a.astype(output_dtype) for a in (y, h, c))
@@ -282,7 +289,7 @@ class CallableAdapter(Adapter):
         self.native_gate_order = convention.gate_order
         self.weight_orientation = (f"kernel ({convention.kernel_layout}), recurrent_kernel "
                                    f"({convention.recurrent_layout}), bias (4H,)")
-        self._packing = convention.packing()
+        self._packing = convention.native_packing()
         self.capabilities = Capabilities(
             dtypes=(dtype,), recurrent_activations=(convention.recurrent_activation,),
             activations=(convention.activation,),

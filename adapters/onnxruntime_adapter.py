@@ -79,6 +79,19 @@ def _native_params(params: LSTMParams, spec: LSTMSpec) -> dict[str, np.ndarray]:
     return PACKINGS["onnx"].to_native(params, spec.gate_order, forget_bias=spec.forget_bias)
 
 
+def inference_session(model: bytes):
+    """An ``onnxruntime.InferenceSession`` of a serialized ModelProto on the CPU execution
+    provider with one thread (the framework call overhead dominates at the suite's sizes) and
+    warnings silenced: how every backend of this project runs an ONNX model in ORT."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
 class OnnxRuntimeAdapter(Adapter):
     """The ONNX LSTM operator in onnxruntime's CPU execution provider."""
 
@@ -119,14 +132,7 @@ class OnnxRuntimeAdapter(Adapter):
     def _session(self, key: tuple):
         session = self._sessions.get(key)
         if session is None:
-            model = self._model(*key)
-            options = self._ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3
-            session = self._ort.InferenceSession(model.SerializeToString(), options,
-                                                 providers=["CPUExecutionProvider"])
-            self._sessions[key] = session
+            session = self._sessions[key] = inference_session(self._model(*key).SerializeToString())
         return session
 
     @staticmethod
@@ -186,15 +192,24 @@ class OnnxRuntimeAdapter(Adapter):
     # ------------------------------------------------------------------ the contract
 
     def run(self, case: Case) -> Output:
+        key = self.graph_key(case)
+        return self.output(case, self._session(key).run(None, self.feeds(case, key)))
+
+    def graph_key(self, case: Case) -> tuple:
+        """The arguments of :meth:`_model` for ``case``: one graph (and session) per key."""
         spec, p0 = case.spec, case.params
-        np_dtype = _NUMPY_DTYPES[case.dtype]
-        dirs, layers = case.num_directions, len(case.layers)
         has_bias = any(p.bias is not None or p.recurrent_bias is not None for d in case.layers for p in d) \
             or bool(spec.forget_bias)
-        key = (case.dtype, p0.input_size, p0.hidden_size, layers, case.direction, has_bias,
-               spec.use_peepholes, case.lengths is not None, case.initial_state is not None,
-               spec.recurrent_activation, spec.activation, spec.gate_clip)
-        session = self._session(key)
+        return (case.dtype, p0.input_size, p0.hidden_size, len(case.layers), case.direction, has_bias,
+                spec.use_peepholes, case.lengths is not None, case.initial_state is not None,
+                spec.recurrent_activation, spec.activation, spec.gate_clip)
+
+    def feeds(self, case: Case, key: tuple) -> dict[str, np.ndarray]:
+        """The graph's inputs for ``case``: X, sequence_lens, and W, R, B, P, initial_h,
+        initial_c of each layer (directions stacked)."""
+        spec, has_bias = case.spec, key[5]
+        np_dtype = _NUMPY_DTYPES[case.dtype]
+        dirs = case.num_directions
         feeds = {"X": np.ascontiguousarray(case.x.transpose(1, 0, 2), dtype=np_dtype)}
         if case.lengths is not None:
             feeds["sequence_lens"] = np.asarray(case.lengths, dtype=np.int32)
@@ -209,12 +224,16 @@ class OnnxRuntimeAdapter(Adapter):
                 states = case.initial_state[k * dirs:(k + 1) * dirs]
                 feeds[f"initial_h_{k}"] = np.stack([h for h, _ in states]).astype(np_dtype)
                 feeds[f"initial_c_{k}"] = np.stack([c for _, c in states]).astype(np_dtype)
-        results = session.run(None, feeds)
+        return feeds
+
+    def output(self, case: Case, results) -> Output:
+        """The Output of the graph's outputs: Y (T, dirs, N, H), then Y_h, Y_c of each layer."""
+        dirs = case.num_directions
         y = np.asarray(results[0], dtype=np.float64)  # (T, dirs, N, H)
         steps, _, batch, hidden = y.shape
         y = y.transpose(2, 0, 1, 3).reshape(batch, steps, dirs * hidden)
         finals = []
-        for k in range(layers):
-            y_h, y_c = results[1 + 2 * k], results[2 + 2 * k]
+        for k in range(len(case.layers)):
+            y_h, y_c = np.asarray(results[1 + 2 * k]), np.asarray(results[2 + 2 * k])
             finals += [(np.asarray(y_h[d], np.float64), np.asarray(y_c[d], np.float64)) for d in range(dirs)]
         return Output(y, finals)

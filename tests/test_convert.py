@@ -70,6 +70,24 @@ def native_run(framework: str, w: dict, x, *, forget_bias=1.0):
         if "P" in w:  # ONNX orders peepholes i, o, f
             pi, po, pf = np.split(w["P"][0], 3)
             params["peephole"] = np.stack([pi, pf, po])
+    elif framework == "mxnet":  # gluon: (4H, D) weights as torch, names l<k>_ / r<k>_
+        params = dict(kernel=w["l0_i2h_weight"].T, recurrent_kernel=w["l0_h2h_weight"].T,
+                      bias=w["l0_i2h_bias"], recurrent_bias=w["l0_h2h_bias"])
+        if "l0_h2r_weight" in w:
+            params["projection"] = w["l0_h2r_weight"].T
+    elif framework == "chainer":  # (4H, D) weights, the 4H axis (H, 4) ordered a, i, f, o
+        h = w["lateral/W"].shape[1]
+
+        def gate_major(a):  # rows u * 4 + k (unit u, gate "gifo"[k]) -> rows k * H + u, order gifo
+            return a.reshape((h, 4) + a.shape[1:]).swapaxes(0, 1).reshape(a.shape)
+
+        params = dict(kernel=gate_major(w["upward/W"]).T, recurrent_kernel=gate_major(w["lateral/W"]).T,
+                      bias=gate_major(w["upward/b"]))
+    elif framework == "chainer_nstep":  # w0..w3 (H, D) for i, f, a, o; w4..w7 (H, H); b0..b7
+        params = dict(kernel=np.concatenate([w[f"w{j}"].T for j in range(4)], 1),
+                      recurrent_kernel=np.concatenate([w[f"w{j}"].T for j in range(4, 8)], 1),
+                      bias=np.concatenate([w[f"b{j}"] for j in range(4)]),
+                      recurrent_bias=np.concatenate([w[f"b{j}"] for j in range(4, 8)]))
     else:  # flax: one Dense per gate, bias on the recurrent side only
         f = "if_" if framework == "flax_nnx" else "if"
         inputs = [w["ii/kernel"], w[f + "/kernel"], w["ig/kernel"], w["io/kernel"]]
@@ -196,7 +214,7 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match="expected an array named 'recurrent_kernel'"):
         cv.convert({"kernel": keras["kernel"]}, "keras", "torch")
     with pytest.raises(ValueError, match="--from: expected one of"):
-        cv.convert(keras, "mxnet", "torch")
+        cv.convert(keras, "caffe", "torch")
     with pytest.raises(ValueError, match="--input-size: expected the input size of the weights, 3, got 5"):
         cv.convert(keras, "keras", "torch", input_size=5)
     with pytest.raises(ValueError, match="recurrent_kernel"):

@@ -53,19 +53,29 @@ class Stats:
     loosened: list = field(default_factory=list)
     worst_by_step: list = field(default_factory=list)  # max abs error of y per time step, worst example
     produced: dict = field(default_factory=dict)  # what the backend ran (Output.produced) -> examples
+    largest: dict = field(default_factory=dict)  # the largest batch, steps, input and hidden size compared
 
     def record(self, comparisons: list[Comparison], tol, reasons, y_err_by_step=None):
+        """Record one comparison; the tolerance kept is that of the comparison closest to it
+        (tolerances grow with the size of a case)."""
+        worst = max((c.ratio for c in comparisons), default=0.0)
+        if worst >= self.ratio or not self.tolerance:
+            self.tolerance = tol.to_dict()
+            self.loosened = list(reasons)
         for c in comparisons:
             if np.isfinite(c.max_abs):
                 self.max_abs = max(self.max_abs, c.max_abs)
             if np.isfinite(c.max_rel):
                 self.max_rel = max(self.max_rel, c.max_rel)
             self.ratio = max(self.ratio, c.ratio)
-        self.tolerance = tol.to_dict()
-        self.loosened = list(reasons)
         if y_err_by_step is not None and (not self.worst_by_step or
                                           max(y_err_by_step, default=0) >= max(self.worst_by_step, default=0)):
             self.worst_by_step = [float(e) for e in y_err_by_step]
+
+    def note_sizes(self, **sizes: int) -> None:
+        """Keep the largest of each size compared (the row's "largest")."""
+        for key, value in sizes.items():
+            self.largest[key] = max(self.largest.get(key, 0), int(value))
 
     def row(self, name: str, status: str, message: str = "", *, cause: str = "", **extra) -> dict:
         """The result row of this measurement (see ROW_KEYS); ``cause``: one line saying why it
@@ -81,6 +91,8 @@ class Stats:
                "max_abs_error_by_step": self.worst_by_step}
         if self.produced:
             row["produced"] = dict(sorted(self.produced.items()))
+        if self.largest:
+            row["largest"] = dict(self.largest)
         row.update(extra)
         if cause:
             row["cause"] = cause[:300]

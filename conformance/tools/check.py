@@ -3,7 +3,9 @@
     python -m conformance check MODULE:ATTR --gate-order ORDER [--forget-bias F]
         [--kernel-layout D,4H|4H,D] [--recurrent-layout H,4H|4H,H]
         [--recurrent-activation sigmoid|hard_sigmoid|hard_sigmoid_keras2] [--activation tanh|relu|linear]
-        [--max-examples N] [--seed S] [--dtype float32|float64|float16] [--property NAME ...] [--json]
+        [--packing gate-major|unit-major]
+        [--max-examples N] [--max-size N] [--seed S] [--dtype float32|float64|float16] [--property NAME ...]
+        [--json]
 
 The callable follows the native-function contract (``adapters.callable_adapter``).  It is wrapped
 in an adapter that packs the weights in the claimed convention (``CallableAdapter``), and the
@@ -16,7 +18,10 @@ reports and the same result rows.  A property added to the suite reaches ``check
 Every property a bare callable can express runs: one forward layer with a zero or a given state,
 greedy decoding and streaming with the returned state fed back, state transfer, a run-time forget
 bias and a second bias (folded into the one bias: the callable must add exactly its claimed
-forget bias), long sequences, random combinations.  The others (lengths, directions, stacks,
+forget bias), long sequences, random combinations, and ``scale``: every example at sizes past the
+boundaries where kernels switch code paths.  One example in four of the other properties is drawn
+at scale too: input and hidden sizes and batches up to ``--max-size`` (default 33: past 8, 16 and
+32 lanes), steps up to twice that (default 65).  The others (lengths, directions, stacks,
 peepholes, clips, projection, other activations and dtypes) are listed as not applicable.
 
 Exit 0 when every property holds, 1 with the minimal counterexample Hypothesis shrank to, 3 when
@@ -35,6 +40,7 @@ from adapters.base import Unsupported
 from adapters.callable_adapter import (DEFAULT_TIMEOUT, DTYPES, KERNEL_LAYOUTS, RECURRENT_LAYOUTS, CallableAdapter,
                                        CallableHung, Convention)
 from reference.activations import ACTIVATIONS, RECURRENT_ACTIVATIONS
+from reference.layout import GATE_PACKINGS
 
 from .native import answer, load_callable
 
@@ -44,6 +50,20 @@ from .native import answer, load_callable
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 3
 #: Seconds between progress lines of one property.
 PROGRESS_EVERY = 2.0
+#: The default --max-size: past SIMD widths of 8, 16 and 32 lanes.
+DEFAULT_MAX_SIZE = 33
+
+
+def size_plan(max_size: int):
+    """check's SizePlan: one example in 4 at scale, sizes and batches up to ``max_size``, steps up
+    to twice that; the work of an example (B T 4H (D+P)) grows with max_size squared from 1e7
+    multiply-adds (about 0.03 s for the reference) at the default."""
+    from conformance.harness.strategies import SizePlan
+
+    if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
+        raise ValueError(f"max_size: expected a positive int, got {max_size!r}")
+    return SizePlan(share=4, max_size=max_size, max_batch=max_size, max_steps=2 * max_size - 1,
+                    max_work=1e7 * max(1.0, max_size / DEFAULT_MAX_SIZE) ** 2)
 
 
 @dataclass
@@ -84,11 +104,12 @@ def settings(max_examples: int) -> dict:
 
 def check(fn, convention: Convention, *, max_examples: int = 100, seed: int = 0, dtype: str = "float32",
           only: list[str] | None = None, progress=None, target: str = "callable",
-          timeout: float | None = DEFAULT_TIMEOUT) -> CheckReport:
+          timeout: float | None = DEFAULT_TIMEOUT, max_size: int = DEFAULT_MAX_SIZE) -> CheckReport:
     """Run every property the callable can express (or those in ``only``) through the suite's
-    engine; ``progress(text)`` is called at each property and every ~2 s.  A call that does not
-    return within its timeout (``timeout`` seconds plus the time of its work) fails that example,
-    and the properties after it are not run (each could hang as long)."""
+    engine, with examples at scale up to ``max_size`` (:func:`size_plan`); ``progress(text)`` is
+    called at each property and every ~2 s.  A call that does not return within its timeout
+    (``timeout`` seconds plus the time of its work) fails that example, and the properties after
+    it are not run (each could hang as long)."""
     from conformance.harness.engine import run_property
     from conformance.harness.properties import PROPERTIES
     from conformance.harness.results import Stats
@@ -98,11 +119,13 @@ def check(fn, convention: Convention, *, max_examples: int = 100, seed: int = 0,
         raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
     if isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1:
         raise ValueError(f"max_examples: expected a positive int, got {max_examples!r}")
+    plan = size_plan(max_size)
     unknown = [n for n in only or [] if n not in PROPERTIES]
     if unknown:
         raise ValueError(f"property: expected names from {sorted(PROPERTIES)}, got {unknown}")
     rerun = (f"python -m conformance check {target} {convention.cli_options()} --dtype {dtype} "
-             f"--seed {seed} --max-examples {max_examples} --property {{property}}")
+             f"--seed {seed} --max-examples {max_examples}"
+             + (f" --max-size {max_size}" if max_size != DEFAULT_MAX_SIZE else "") + " --property {property}")
     adapter = CallableAdapter(fn, convention, dtype=dtype, name=target, rerun=rerun, timeout=timeout)
     report = CheckReport(convention, dtype, seed, max_examples)
     names = only or list(PROPERTIES)
@@ -127,7 +150,8 @@ def check(fn, convention: Convention, *, max_examples: int = 100, seed: int = 0,
         if progress:
             progress(f"{name}: up to {max_examples} examples")
         try:
-            run_property(name, adapter, stats=stats, seed=seed, on_example=tick, **settings(max_examples))
+            run_property(name, adapter, stats=stats, seed=seed, on_example=tick, sizes=plan,
+                         **settings(max_examples))
         except Unsupported as exc:
             report.rows.append(stats.row(name, "unsupported", str(exc)))
         except Mismatch as exc:
@@ -187,8 +211,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--activation", default="tanh", choices=sorted(ACTIVATIONS),
                         help="activation of the candidate and of the cell state before the output gate "
                              "(default tanh)")
+    parser.add_argument("--packing", default="gate-major", choices=GATE_PACKINGS,
+                        help="how the 4H axes hold the gates: gate-major (four blocks of H, the gate order "
+                             "names the blocks; default) or unit-major (H groups of four, the gate order "
+                             "names the four of each unit: Chainer's F.lstm, --gate-order chainer)")
     parser.add_argument("--max-examples", type=int, default=100, metavar="N",
                         help="Hypothesis examples per property (default 100)")
+    parser.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIZE, metavar="N",
+                        help=f"the largest input size, hidden size and batch drawn at scale, steps up to 2N-1 "
+                             f"(default {DEFAULT_MAX_SIZE}: past 8, 16 and 32 lanes)")
     parser.add_argument("--seed", type=int, default=0, help="Hypothesis seed (default 0)")
     parser.add_argument("--dtype", default="float32", choices=DTYPES,
                         help="dtype of the arrays passed and of the tolerance (default float32)")
@@ -206,7 +237,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     try:
         convention = Convention(args.gate_order, args.kernel_layout, args.recurrent_layout, args.forget_bias,
-                                args.recurrent_activation, args.activation)
+                                args.recurrent_activation, args.activation, args.packing)
         fn = load_callable(args.callable)
     except ValueError as exc:
         print(f"error: {exc}")
@@ -216,13 +247,15 @@ def run(args) -> int:
         print(text, file=sys.stderr, flush=True)
 
     print(f"check {args.callable}: {convention.describe()}; {args.dtype}, seed {args.seed}, "
-          f"up to {args.max_examples} examples per property", file=sys.stderr if args.json else sys.stdout)
+          f"up to {args.max_examples} examples per property, sizes up to {args.max_size}",
+          file=sys.stderr if args.json else sys.stdout)
     if args.timeout is not None and not args.timeout > 0:
         print(f"error: --timeout: expected a positive number of seconds, got {args.timeout}")
         return EXIT_ERROR
     try:
         report = check(fn, convention, max_examples=args.max_examples, seed=args.seed, dtype=args.dtype,
-                       only=args.properties, progress=progress, target=args.callable, timeout=args.timeout)
+                       only=args.properties, progress=progress, target=args.callable, timeout=args.timeout,
+                       max_size=args.max_size)
     except ValueError as exc:
         print(f"error: {exc}")
         return EXIT_ERROR

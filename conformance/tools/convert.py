@@ -40,8 +40,17 @@ onnx         ``W`` (num_directions, 4H, D), ``R`` (num_directions, 4H, H), ``B``
 flax         ``ii/kernel`` ... ``io/kernel`` (D, H), no bias; ``hi/kernel`` ... ``ho/kernel`` (H, H)
              and ``hi/bias`` ... ``ho/bias`` (H,): ``flax.linen.LSTMCell``'s tree flattened with "/".
 flax_nnx     the same with ``if_`` for ``if`` (``flax.nnx.LSTMCell``).
+mxnet        ``l0_i2h_weight`` (4H, D), ``l0_h2h_weight`` (4H, P), ``l0_i2h_bias``, ``l0_h2h_bias`` (4H,),
+             ``l0_h2r_weight`` (P, H): ``gluon.rnn.LSTM``'s parameters (a common prefix such as
+             ``lstm0_`` is stripped on input); layers ``l1_``, ...; the backward direction ``r0_``.
+             Gate order ifgo; two biases.
+chainer      ``upward/W`` (4H, D), ``upward/b`` (4H,), ``lateral/W`` (4H, H): ``chainer.links.LSTM``;
+             **unit-major** 4H axis (each unit's four gates side by side) in the order a, i, f, o
+             (gifo).
+chainer_nstep  ``w0`` ... ``w3`` (H, D) for i, f, a, o and ``w4`` ... ``w7`` (H, H), ``b0`` ... ``b7``
+             (H,): one layer and direction of ``chainer.links.NStepLSTM``; two biases.
 
-Layers and directions (all but torch, whose names carry them): one layer of one direction uses
+Layers and directions (all but torch and mxnet, whose names carry them): one layer of one direction uses
 the bare names; otherwise every name is prefixed ``layer{k}/`` and, for a bidirectional layer
 (not onnx), ``forward/`` or ``backward/``: ``layer0/backward/kernel``.
 
@@ -70,7 +79,7 @@ from adapters.packings import PACKINGS
 from reference import LSTMParams, LSTMSpec
 
 CANONICAL = "ifgo"
-FRAMEWORKS = ("torch", "keras", "tf1", "cntk", "onnx", "flax", "flax_nnx")
+FRAMEWORKS = ("torch", "keras", "tf1", "cntk", "onnx", "flax", "flax_nnx", "mxnet", "chainer", "chainer_nstep")
 DIRECTION_NAMES = ("forward", "backward")
 
 
@@ -187,51 +196,96 @@ def _group(weights: dict, framework: str, *, directions_in_names=True) -> list[l
 # ------------------------------------------------------------------------------------------
 # Readers and writers: named arrays <-> Model, through the packing of each framework
 
-def _read_torch(weights: dict, forget_bias: float, absent=frozenset()) -> Model:
-    pattern = re.compile(r"^(.*?)(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
-    found: dict[tuple[int, int], dict] = {}
-    prefixes = set()
-    for key, value in weights.items():
-        m = pattern.match(key)
+@dataclass(frozen=True)
+class _LayerNames:
+    """How a framework whose names carry the layer and the direction (torch, mxnet) spells them:
+    ``pattern`` matches a key as (prefix, native name, layer, direction), ``key`` writes one."""
+
+    pattern: re.Pattern
+    groups: tuple[int, int, int, int]  # the pattern's groups: prefix, name, layer, direction
+    key: object  # (native name, layer, direction) -> key
+    required: tuple[str, str]
+    expected: str  # for messages
+    #: The biases, all present or none (PyTorch's bias=False); None: always stored
+    optional_biases: tuple[str, ...] | None = None
+    no_bias_note: str = ""
+
+    def parse(self, key: str):
+        m = self.pattern.match(key)
         if not m:
-            raise ValueError(f"weights: unexpected name for torch: {key!r} (expected weight_ih_l<k>, "
-                             f"weight_hh_l<k>, bias_ih_l<k>, bias_hh_l<k>, weight_hr_l<k>, optionally "
-                             f"_reverse, all with one common prefix)")
-        prefixes.add(m.group(1))
-        found.setdefault((int(m.group(3)), 1 if m.group(4) else 0), {})[m.group(2)] = value
-    if len(prefixes) > 1:
-        raise ValueError(f"weights: expected one LSTM's state_dict (one key prefix), got prefixes "
-                         f"{sorted(prefixes)}")
-    notes = [f"stripped the key prefix {next(iter(prefixes))!r}"] if prefixes != {""} else []
-    n_layers = 1 + max(k for k, _ in found)
-    n_dirs = 2 if any(d for _, d in found) else 1
-    layers = []
-    for k in range(n_layers):
-        dirs = []
-        for d in range(n_dirs):
-            suffix = f"_l{k}{'_reverse' if d else ''}"
-            if (k, d) not in found:
-                raise ValueError(f"weights: expected weight_ih{suffix} and the rest of layer {k}, not found")
-            names = found[(k, d)]
-            for required in ("weight_ih", "weight_hh"):
-                if required not in names:
-                    raise ValueError(f"weights: expected {required}{suffix}, not found")
-            if "bias_ih" in names or "bias_hh" in names:  # both, or neither: nn.LSTM(bias=False)
-                notes += _missing("torch", names, suffix, absent, suffix=suffix)
-            dirs.append(PACKINGS["torch"].from_native(names, CANONICAL))
-        layers.append(dirs)
-    if not any(n.get("bias_ih") is not None for n in found.values()):
-        notes.append("no biases (nn.LSTM(bias=False))")
-    return Model(layers, forget_bias, notes)
+            return None
+        prefix, name, layer, direction = (m.group(g) for g in self.groups)
+        return prefix, name, int(layer), 1 if direction in ("_reverse", "r") else 0
 
 
-def _write_torch(model: Model, forget_bias: float) -> dict:
-    out = {}
-    for k, dirs in enumerate(model.layers):
-        for d, p in enumerate(dirs):
-            native = _to_native("torch", p, model.forget_bias - forget_bias)
-            out.update((f"{name}_l{k}{'_reverse' if d else ''}", value) for name, value in native.items())
-    return out
+LAYER_NAMES = {
+    # torch.nn.LSTM().state_dict(): weight_ih_l0, ..., weight_ih_l0_reverse
+    "torch": _LayerNames(re.compile(r"^(.*?)(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$"),
+                         (1, 2, 3, 4), lambda name, k, d: f"{name}_l{k}{'_reverse' if d else ''}",
+                         ("weight_ih", "weight_hh"),
+                         "weight_ih_l<k>, weight_hh_l<k>, bias_ih_l<k>, bias_hh_l<k>, weight_hr_l<k>, optionally "
+                         "_reverse", ("bias_ih", "bias_hh"), "no biases (nn.LSTM(bias=False))"),
+    # gluon.rnn.LSTM's parameters: l0_i2h_weight, ..., r0_i2h_weight (python/mxnet/gluon/rnn/rnn_layer.py)
+    "mxnet": _LayerNames(re.compile(r"^(.*?)(l|r)(\d+)_(i2h_weight|h2h_weight|i2h_bias|h2h_bias|h2r_weight)$"),
+                         (1, 4, 3, 2), lambda name, k, d: f"{'lr'[d]}{k}_{name}", ("i2h_weight", "h2h_weight"),
+                         "l<k>_ or r<k>_ followed by i2h_weight, h2h_weight, i2h_bias, h2h_bias, h2r_weight"),
+}
+
+
+def _named_reader(framework: str):
+    names_of = LAYER_NAMES[framework]
+
+    def read(weights: dict, forget_bias: float, absent=frozenset()) -> Model:
+        found: dict[tuple[int, int], dict] = {}
+        prefixes = set()
+        for key, value in weights.items():
+            parsed = names_of.parse(key)
+            if parsed is None:
+                raise ValueError(f"weights: unexpected name for {framework}: {key!r} (expected "
+                                 f"{names_of.expected}, all with one common prefix)")
+            prefix, name, layer, direction = parsed
+            prefixes.add(prefix)
+            found.setdefault((layer, direction), {})[name] = value
+        if len(prefixes) > 1:
+            raise ValueError(f"weights: expected one LSTM's parameters (one key prefix), got prefixes "
+                             f"{sorted(prefixes)}")
+        notes = [f"stripped the key prefix {next(iter(prefixes))!r}"] if prefixes != {""} else []
+        n_layers = 1 + max(k for k, _ in found)
+        n_dirs = 2 if any(d for _, d in found) else 1
+        layers = []
+        for k in range(n_layers):
+            dirs = []
+            for d in range(n_dirs):
+                if (k, d) not in found:
+                    raise ValueError(f"weights: expected {names_of.key(names_of.required[0], k, d)} and the rest "
+                                     f"of layer {k}, not found")
+                names = found[(k, d)]
+                for required in names_of.required:
+                    if required not in names:
+                        raise ValueError(f"weights: expected {names_of.key(required, k, d)}, not found")
+                if names_of.optional_biases is None or set(names_of.optional_biases) & set(names):
+                    notes += _missing(framework, names, "", absent, key=lambda n: names_of.key(n, k, d))
+                dirs.append(PACKINGS[framework].from_native(names, CANONICAL))
+            layers.append(dirs)
+        if names_of.optional_biases and not any(set(names_of.optional_biases) & set(n) for n in found.values()):
+            notes.append(names_of.no_bias_note)
+        return Model(layers, forget_bias, notes)
+
+    return read
+
+
+def _named_writer(framework: str):
+    names_of = LAYER_NAMES[framework]
+
+    def write(model: Model, forget_bias: float) -> dict:
+        out = {}
+        for k, dirs in enumerate(model.layers):
+            for d, p in enumerate(dirs):
+                native = _to_native(framework, p, model.forget_bias - forget_bias)
+                out.update((names_of.key(name, k, d), value) for name, value in native.items())
+        return out
+
+    return write
 
 
 def _read_onnx(weights, forget_bias, absent=frozenset()):
@@ -288,9 +342,10 @@ def _reader(framework: str):
     return read
 
 
-def _missing(framework: str, names: dict, where: str, absent, *, suffix: str = "") -> list[str]:
+def _missing(framework: str, names: dict, where: str, absent, *, suffix: str = "", key=None) -> list[str]:
     """Never invent a tensor: the names ``framework`` always stores that ``names`` lacks are an
-    error, unless ``absent`` (``--absent``) names them; then they are zeros, and a note says so."""
+    error, unless ``absent`` (``--absent``) names them; then they are zeros, and a note says so.
+    A name is spelt ``where + name``, ``name + suffix``, or ``key(name)`` when given."""
     try:
         p = PACKINGS[framework].from_native(names, CANONICAL)
         expected = PACKINGS[framework].to_native(p, CANONICAL)
@@ -298,7 +353,7 @@ def _missing(framework: str, names: dict, where: str, absent, *, suffix: str = "
         return []  # the packing's own error, with its names, comes next
     notes = []
     for name in sorted(set(expected) - set(names)):
-        full = where + name if not suffix else name + suffix
+        full = key(name) if key else where + name if not suffix else name + suffix
         if name in absent or full in absent:
             notes.append(f"{full} is absent (--absent {name if name in absent else full}): taken as zero")
             continue
@@ -338,9 +393,9 @@ def _to_native(framework: str, p: LSTMParams, fold: float) -> dict:
 
 
 READERS = {name: _reader(name) for name in FRAMEWORKS}
-READERS.update(torch=_read_torch, onnx=_read_onnx)
+READERS.update({name: _named_reader(name) for name in LAYER_NAMES}, onnx=_read_onnx)
 WRITERS = {name: _writer(name) for name in FRAMEWORKS}
-WRITERS.update(torch=_write_torch, onnx=_write_onnx)
+WRITERS.update({name: _named_writer(name) for name in LAYER_NAMES}, onnx=_write_onnx)
 
 
 # ------------------------------------------------------------------------------------------
@@ -389,7 +444,8 @@ def write(model: Model, framework: str, *, forget_bias: float | None = None) -> 
 #: The adapter whose Capabilities say what each packing's LSTM can compute beyond its weights
 #: (activations, a gate clip, a reverse-only layer): the one home of that knowledge.
 CAPABILITIES_OF = {"torch": "torch", "keras": "keras3-tf", "tf1": "tf-lstmcell", "cntk": "cntk",
-                   "onnx": "onnxruntime", "flax": "flax-linen", "flax_nnx": "flax-nnx"}
+                   "onnx": "onnxruntime", "flax": "flax-linen", "flax_nnx": "flax-nnx",
+                   "mxnet": "mxnet-lstm", "chainer": "chainer-lstm", "chainer_nstep": "chainer-nstep"}
 
 
 def capabilities(framework: str):

@@ -26,11 +26,16 @@ sequence    T=8 from a given state: h is carried through the recurrent kernel.
 long        T=24 with every gate open and the candidate of one sign: |c| grows past 20, well
             beyond TF LSTMBlockCell's default cell_clip of 3.
 
+Packings: every gate order is tried gate-major (the 4H axis is four blocks of H) and unit-major
+(the 4H axis is (H, 4), each unit's four gates side by side, as Chainer's F.lstm splits it), so an
+interleaved LSTM is identified as such.  With ``--hidden-size 1`` the two packings are the same
+array: the verdict is then ambiguous and says so (probe with H >= 2; the default is 2).
+
 Kernel layouts ("D,4H" / "4H,D") and recurrent layouts ("H,4H" / "4H,H") are told apart by the
 shapes the callable accepts (D != H and D != 4H by default) and then by values: a layout on which
 the callable raises or returns wrong shapes is a "no".  Every hypothesis (layout pair x 24 gate
-orders x 3 recurrent activations x 3 cell activations (tanh, relu, linear), each with its estimated
-forget bias) is ranked on the one-step
+orders x 2 packings x 3 recurrent activations x 3 cell activations (tanh, relu, linear), each with its
+estimated forget bias) is ranked on the one-step
 probe; the best ones are scored on every probe.  The score of a hypothesis is the largest
 |actual - expected| / (atol + rtol |expected|) over all outputs, with the tolerance of the dtype
 under test from ``conformance.tolerances``: a score <= 1 fits.
@@ -62,7 +67,7 @@ from adapters.callable_adapter import (DTYPES, KERNEL_LAYOUTS, RECURRENT_LAYOUTS
                                       call_native, format_number)
 from reference import ALL_GATE_ORDERS, LSTMParams, lstm_forward
 from reference.activations import ACTIVATIONS, RECURRENT_ACTIVATIONS
-from reference.layout import orient, split_gates
+from reference.layout import GATE_PACKINGS, orient, permute_params, split_gates
 
 from ..harness.compare import compare
 from ..harness.tolerances import Tolerance, tolerance
@@ -147,6 +152,7 @@ class Detection:
     hidden_size: int
     seed: int
     forget_bias_determined: bool = True
+    packing_determined: bool = True  # False with H = 1: gate-major and unit-major are the same
 
     @property
     def exit_code(self) -> int:
@@ -168,7 +174,9 @@ class Detection:
             "forget_bias_estimate": self.best.forget_bias_estimate if self.best else None,
             "forget_bias_uncertainty": self.best.spread if self.best else None,
             "forget_bias_determined": self.forget_bias_determined,
-            "presets": presets_with_order(conv.gate_order) if conv else [],
+            "packing": conv.packing if conv and self.packing_determined else None,
+            "packing_determined": self.packing_determined,
+            "presets": presets_with_order(conv.gate_order, conv.packing) if conv else [],
             "runner_up": self.runner_up.summary() if self.runner_up else None,
             "fits": [h.summary() for h in self.fits],
             "reason": self.reason,
@@ -280,9 +288,11 @@ class _Reference:
         self._cache = {}
 
     def __call__(self, probe: Probe, conv: Convention):
-        key = (probe.name, conv.gate_order, conv.forget_bias, conv.recurrent_activation, conv.activation)
+        key = (probe.name, conv.gate_order, conv.forget_bias, conv.recurrent_activation, conv.activation,
+               conv.packing)
         if key not in self._cache:
-            params = LSTMParams(kernel=probe.kernel, recurrent_kernel=probe.recurrent, bias=probe.bias)
+            params = permute_params(LSTMParams(kernel=probe.kernel, recurrent_kernel=probe.recurrent, bias=probe.bias),
+                                    conv.gate_order, conv.gate_order, from_packing=conv.packing)
             y, (h, c) = lstm_forward(probe.x, params, conv.spec(), (probe.h0, probe.c0))
             self._cache[key] = (y, h, c)
         return self._cache[key]
@@ -300,11 +310,12 @@ def _inverse(activation: str, f: np.ndarray) -> np.ndarray:
 
 
 def estimate_forget_bias(probe: Probe, c_out: np.ndarray, gate_order: str,
-                         activation: str, cell_activation: str = "tanh") -> tuple[float, float] | None:
+                         activation: str, cell_activation: str = "tanh",
+                         packing: str = "gate-major") -> tuple[float, float] | None:
     """Closed-form forget bias for one hypothesis from a T=1 probe with a given c0 (see module
     doc): (median, spread) over the usable elements, or None when fewer than 3 are usable."""
     z = probe.x[:, 0] @ probe.kernel + probe.h0 @ probe.recurrent + probe.bias
-    gates = split_gates(z, gate_order)
+    gates = split_gates(z, gate_order, packing=packing)
     ract = RECURRENT_ACTIVATIONS[activation][0]
     with np.errstate(all="ignore"):
         ig = ract(gates["i"].copy()) * ACTIVATIONS[cell_activation][0](gates["g"].copy())
@@ -367,8 +378,8 @@ def detect(fn, *, input_size: int = 3, hidden_size: int = 2, dtype: str = "float
         return Detection("error", None, None, [], _all_refused_reason(errors), dtype, tol, probes, {},
                          rejected, calls, time.perf_counter() - start, input_size, hidden_size, seed)
     used = [p for p in probes if p.name in everything]
-    status, best, runner_up, fits, reason, fb_determined = _judge(outputs, accepted, viable, used, probes,
-                                                                  reference, tol, refused, rejected)
+    status, best, runner_up, fits, reason, fb_determined, packing_determined = _judge(
+        outputs, accepted, viable, used, probes, reference, tol, refused, rejected)
     if status == "none":
         # The commonest contract slip: (y, c_T, h_T) returned (TF's LSTMStateTuple is (c, h)).
         swapped = {lp: {name: (y, c, h) for name, (y, h, c) in out.items()} for lp, out in outputs.items()}
@@ -378,26 +389,31 @@ def detect(fn, *, input_size: int = 3, hidden_size: int = 2, dtype: str = "float
                       f"exchanged: the callable returns (y, c_T, h_T) where the contract is (y, h_T, c_T) "
                       f"(TF's LSTMStateTuple is (c, h): return state.h, state.c). Otherwise: " + reason)
     return Detection(status, best, runner_up, fits, reason, dtype, tol, probes, refused, rejected, calls,
-                     time.perf_counter() - start, input_size, hidden_size, seed, fb_determined)
+                     time.perf_counter() - start, input_size, hidden_size, seed, fb_determined,
+                     packing_determined)
 
 
 def _judge(outputs, accepted, viable, used, probes, reference, tol, refused, rejected):
     """Steps 2 to 4 of :func:`detect` on the callable's outputs: (status, best, runner-up, fits,
-    reason, whether the forget bias was determined)."""
+    reason, whether the forget bias was determined, whether the packing was: not with H = 1)."""
     # 2. Hypotheses: forget bias estimated per (layout, order, activations), ranked on the first probe.
     hypotheses: list[Hypothesis] = []
     everything = {p.name for p in used}
+    # With H = 1 both packings are the same array: one is enough, and the packing is undetermined.
+    hidden_size = probes[0].h0.shape[1]
+    packings = GATE_PACKINGS if hidden_size > 1 else GATE_PACKINGS[:1]
     for layouts in viable:
         out = outputs[layouts]
-        for activation, cell_activation, order in itertools.product(RECURRENT_ACTIVATIONS, ACTIVATIONS,
-                                                                    ALL_GATE_ORDERS):
+        for activation, cell_activation, order, packing in itertools.product(
+                RECURRENT_ACTIVATIONS, ACTIVATIONS, ALL_GATE_ORDERS, packings):
             estimate, spread = None, None
             if "one_step" in out:
-                found = estimate_forget_bias(probes[0], out["one_step"][2], order, activation, cell_activation)
+                found = estimate_forget_bias(probes[0], out["one_step"][2], order, activation, cell_activation,
+                                             packing)
                 if found is not None:
                     estimate, spread = found
             fb = 0.0 if estimate is None else estimate
-            conv = Convention(order, layouts[0], layouts[1], fb, activation, cell_activation)
+            conv = Convention(order, layouts[0], layouts[1], fb, activation, cell_activation, packing)
             hypotheses.append(Hypothesis(conv, estimate, spread=spread))
     for hyp in hypotheses:  # ranked on the first probe its layout pair accepted
         layouts = (hyp.convention.kernel_layout, hyp.convention.recurrent_layout)
@@ -428,12 +444,16 @@ def _judge(outputs, accepted, viable, used, probes, reference, tol, refused, rej
     fb_determined = True
     if fits:
         fb_determined = _forget_bias_matters(best, outputs, used, reference, tol)
-    if len(fits) == 1 and fb_determined:
-        return "unique", best, runner_up, fits, _unique_reason(best, runner_up, refused), fb_determined
+    packing_determined = hidden_size > 1
+    if len(fits) == 1 and fb_determined and packing_determined:
+        return ("unique", best, runner_up, fits, _unique_reason(best, runner_up, refused), fb_determined,
+                packing_determined)
     if fits:
-        return "ambiguous", best, runner_up, fits, _ambiguous_reason(fits, fb_determined, refused, rejected), \
-            fb_determined
-    return "none", best, runner_up, fits, _none_reason(best, probes, outputs, refused, reference, tol), fb_determined
+        return ("ambiguous", best, runner_up, fits,
+                _ambiguous_reason(fits, fb_determined, refused, rejected, packing_determined), fb_determined,
+                packing_determined)
+    return ("none", best, runner_up, fits, _none_reason(best, probes, outputs, refused, reference, tol),
+            fb_determined, packing_determined)
 
 
 def _validate_sizes(input_size, hidden_size):
@@ -550,22 +570,26 @@ def _unique_reason(best: Hypothesis, runner_up: Hypothesis | None, refused) -> s
 
 def _differences(a: Convention, b: Convention) -> str:
     parts = []
-    for key in ("gate_order", "kernel_layout", "recurrent_layout", "forget_bias", "recurrent_activation",
-                "activation"):
+    for key in ("gate_order", "packing", "kernel_layout", "recurrent_layout", "forget_bias",
+                "recurrent_activation", "activation"):
         va, vb = getattr(a, key), getattr(b, key)
         if va != vb:
             parts.append(f"{key.replace('_', ' ')} {f'{vb:.4g}' if isinstance(vb, float) else vb}")
     return ", ".join(parts) or "the same convention"
 
 
-def _ambiguous_reason(fits, fb_determined, refused, rejected) -> str:
+def _ambiguous_reason(fits, fb_determined, refused, rejected, packing_determined=True) -> str:
     reasons = []
+    if not packing_determined:
+        reasons.append("with hidden size 1 a gate-major and a unit-major packing are the same array (each gate "
+                       "is one element of the 4H axis either way), so the packing cannot be told apart: run "
+                       "detect again with --hidden-size 2 or more")
     if not fb_determined:
         reasons.append("the forget bias never changed an output by more than the tolerance: the forget "
                        "gate only matters when c_{t-1} != 0, and the callable refused every probe with a "
                        f"given cell state or more than one step (refused: {sorted(refused) or 'none'})")
     fields = {}
-    for key in ("gate_order", "kernel_layout", "recurrent_layout", "recurrent_activation", "activation",
+    for key in ("gate_order", "packing", "kernel_layout", "recurrent_layout", "recurrent_activation", "activation",
                 "forget_bias"):
         values = sorted({str(getattr(h.convention, key)) for h in fits})
         if len(values) > 1:
@@ -586,10 +610,14 @@ def _ambiguous_reason(fits, fb_determined, refused, rejected) -> str:
         text = h.convention.describe()
         if not fb_determined:
             text = text.replace(f"forget bias {h.convention.forget_bias:.6g}", "any forget bias")
+        if not packing_determined:
+            text = text.replace(f"gate order {h.convention.gate_order}",
+                                f"gate order {h.convention.gate_order} (gate-major or unit-major)")
         return text + f" (max abs error {h.max_abs:.3g})"
 
     listing = "; ".join(describe(h) for h in fits)
-    head = f"{len(fits)} conventions fit" if len(fits) > 1 else "a convention fits up to its forget bias"
+    head = (f"{len(fits)} conventions fit" if len(fits) > 1 else "a convention fits up to its "
+            + ("forget bias" if not fb_determined else "packing"))
     return f"{head}: {listing}. Why the evidence cannot separate them: " + " ".join(reasons)
 
 
@@ -620,7 +648,8 @@ def _none_reason(best: Hypothesis, probes, outputs, refused, reference, tol) -> 
                      f"{looser}? (then pass --dtype {looser})")
     elif not fit and not clip:
         parts.append("even the one-step probes are off: not an LSTM of the supported conventions (24 gate "
-                     "orders x 4 layouts x 3 recurrent activations x 3 activations x any forget bias)")
+                     "orders x 2 packings x 4 layouts x 3 recurrent activations x 3 activations x any forget "
+                     "bias)")
     if refused:
         parts.append(f"refused probes: {sorted(refused)}")
     return "; ".join(parts)
@@ -714,13 +743,18 @@ def render(result: Detection, target: str) -> str:
     best = result.best
     if best is not None and result.status not in ("none", "error"):
         conv = best.convention
-        presets = presets_with_order(conv.gate_order)
+        presets = presets_with_order(conv.gate_order, conv.packing) if result.packing_determined else [
+            name for packing in GATE_PACKINGS for name in presets_with_order(conv.gate_order, packing)]
         fb = format_number(conv.forget_bias) if result.forget_bias_determined else "undetermined"
         estimate = ("" if best.forget_bias_estimate is None or not result.forget_bias_determined
                     else f"   (estimated {best.forget_bias_estimate:.9g}"
                     + ("" if best.spread is None else f" +- {best.spread:.1g}") + ", verified)")
         also = f"   (as {', '.join(presets)})" if presets else ""
+        packing = (conv.packing + ("   (gate blocks of H)" if conv.packing == "gate-major" else
+                                   "   (each unit's four gates side by side)")
+                   if result.packing_determined else "undetermined (hidden size 1: gate-major = unit-major)")
         lines += [f"  gate order            {conv.gate_order}{also}",
+                  f"  packing               {packing}",
                   f"  kernel layout         {conv.kernel_layout}",
                   f"  recurrent layout      {conv.recurrent_layout}",
                   f"  forget bias           {fb}{estimate}",

@@ -117,7 +117,7 @@ def verify_written(args, models: list[cv.Model], written) -> int:
 def _verify_one(in_path, source: cv.Model, out_path, target: cv.Model, examples: int, seed: int) -> int:
     from adapters.base import Case
     from conformance.harness.strategies import fill_padding, make_inputs, make_state, round_to
-    from conformance.harness.tolerances import tolerance
+    from conformance.harness.tolerances import case_tolerance
     from conformance.harness.verdict import expected_for
 
     src_backend, dst_backend = runner_of(source), runner_of(target)
@@ -165,7 +165,7 @@ def _verify_one(in_path, source: cv.Model, out_path, target: cv.Model, examples:
                     failures += 1
                     continue
                 expected = expected_for(adapter, case)
-                tol, _ = tolerance("float32", backend=adapter.name, quantity=quantity)
+                tol, _ = case_tolerance(case, backend=adapter.name, quantity=quantity)
                 rows[side].append(_compare(actual, expected, tol))
                 outputs[side] = (actual, tol)
                 if side == "target" and native and not with_lengths:
