@@ -194,6 +194,7 @@ KNOWN_ISSUES: list[KnownIssue] = [
         "documentation asks for positive lengths (apache/mxnet#14019, 'SequenceLast undefined behavior', "
         "closed); outputs are masked right (docs/frameworks/mxnet.md)",
         when=_empty_sequence, when_text="batches with an empty sequence",
+    ),
     KnownIssue(
         "paddle", "option_combinations", "paddlepaddle 3.3.1 (CPU)",
         "with proj_size, nn.LSTM does not use the fused rnn kernel (five parameters per cell, so "
