@@ -221,7 +221,7 @@ def _transposed(framework: str, kernel: str, recurrent: str, bias: str, recurren
         return a.done(LSTMParams(kernel=orient(a.take(kernel), "4H,D", rows="D"),
                                  recurrent_kernel=orient(a.take(recurrent), "4H,H", rows="H"),
                                  bias=a.take(bias, required=False), recurrent_bias=a.take(recurrent_bias, required=False),
-                                 projection=None if proj is None or not flip else proj.T.copy()))
+                                 projection=None if proj is None else proj.T.copy() if flip else proj))
 
     return names, params
 
