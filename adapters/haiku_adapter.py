@@ -43,6 +43,7 @@ them; ``hk.ResetCore`` resets the state at given steps, it does not mask), bidir
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from .jax_support import JNP_DTYPES  # isort: skip  (first: jax_enable_x64)
@@ -286,3 +287,14 @@ class HaikuStaticUnrollAdapter(HaikuLSTMAdapter):
         why_not={**_WHY_NOT, "reverse": "hk.static_unroll has no reverse"},
     )
     static = True
+
+    #: The most steps drawn at scale: a static unroll compiles one copy of the core per step, and
+    #: its gradient twice, so XLA's compile time grows with the padded length (measured: 110 s
+    #: for the gradients property with scale examples of up to 129 steps, padded to 256).
+    MAX_SCALE_STEPS = 16
+
+    def size_plan(self, plan):
+        """The run's plan with at most ``MAX_SCALE_STEPS`` steps at scale (batch and sizes as the
+        run's).  The long_sequence property still runs up to 100 steps, and "haiku" (the same
+        core in a scan) takes the run's whole plan."""
+        return dataclasses.replace(plan, max_steps=min(plan.max_steps, self.MAX_SCALE_STEPS))
