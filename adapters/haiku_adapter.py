@@ -33,7 +33,8 @@ What the adapter does on top of Haiku, and nothing else:
   state is read at the last true step; in a reverse run the padding is put *before* the
   sequence, where the reversed scan reaches it last.  ``hk.static_unroll`` returns only the
   last state, so "haiku-static" unrolls the core with its new state as a second output (the
-  same states).  One ``jax.jit`` per configuration; the converted parameter tree is checked once per
+  same states); its time is padded to powers of two, and only its ``scale`` property draws
+  examples at scale (a static unroll compiles per step: ``HaikuStaticUnrollAdapter.size_plan``).  One ``jax.jit`` per configuration; the converted parameter tree is checked once per
   configuration against the one ``init`` builds (``jax.eval_shape``).
 
 Not expressible (unsupported, ``Capabilities.why_not``): sequence lengths (no unroll takes
@@ -129,7 +130,7 @@ class HaikuLSTMAdapter(Adapter):
     def _config(self, case: Case, *, steps: int | None = None) -> _Config:
         t = case.steps if steps is None else steps
         return _Config(case.dtype, len(case.layers), case.direction == "reverse", bucket(case.batch, 4),
-                       bucket_steps(t), bucket(case.params.input_size, 8),
+                       bucket(t, 16) if self.static else bucket_steps(t), bucket(case.params.input_size, 8),
                        bucket(case.params.hidden_size, 8))
 
     def _sequence(self, cfg: _Config):
@@ -288,13 +289,12 @@ class HaikuStaticUnrollAdapter(HaikuLSTMAdapter):
     )
     static = True
 
-    #: The most steps drawn at scale: a static unroll compiles one copy of the core per step, and
-    #: its gradient twice, so XLA's compile time grows with the padded length (measured: 110 s
-    #: for the gradients property with scale examples of up to 129 steps, padded to 256).
-    MAX_SCALE_STEPS = 16
-
     def size_plan(self, plan):
-        """The run's plan with at most ``MAX_SCALE_STEPS`` steps at scale (batch and sizes as the
-        run's).  The long_sequence property still runs up to 100 steps, and "haiku" (the same
-        core in a scan) takes the run's whole plan."""
-        return dataclasses.replace(plan, max_steps=min(plan.max_steps, self.MAX_SCALE_STEPS))
+        """The run's plan with no example at scale in the properties other than ``scale`` (which
+        still draws the run's whole plan: up to 129 steps and 257 units under ``ci``).  A static
+        unroll compiles one copy of the core per step, and its gradient a second, so every new
+        padded length and shape costs seconds of XLA compilation (measured: 336 s for the
+        properties with the run's plan, the gradients property alone 110 s).  Time is padded to
+        powers of two (16, 32, 64, ...) rather than to multiples of 128.  "haiku" (the same core
+        in a scan) takes the run's whole plan."""
+        return dataclasses.replace(plan, share=0)
