@@ -506,18 +506,30 @@ def detect(fn, *, input_size: int = 3, hidden_size: int = 2, dtype: str = "float
                       f"(TF's LSTMStateTuple is (c, h): return state.h, state.c). Otherwise: " + reason)
     sizes = None
     if status in ("unique", "ambiguous") and max_size is not None:
+        # Every fit is held to the size probe (an ambiguous verdict keeps the fits that hold).
         refused_probes = [p for p in probes if p.name in refused]
-        sizes = check_sizes(fn, best.convention, input_size=input_size, hidden_size=hidden_size, dtype=dtype,
-                            seed=seed, max_size=max_size,
-                            given_state=not any(np.any(p.h0) or np.any(p.c0) for p in refused_probes),
-                            several_steps=not any(p.x.shape[1] > 1 for p in refused_probes))
-        calls += sizes.calls
+        checks = []
+        candidates = list(fits or [best])
+        if not packing_determined:  # H = 1: both packings fit alike; the size probe can tell them
+            candidates += [dataclasses.replace(hyp, convention=dataclasses.replace(hyp.convention, packing=other))
+                           for hyp in list(candidates) for other in GATE_PACKINGS if other != hyp.convention.packing]
+        for hyp in candidates:
+            check = check_sizes(fn, hyp.convention, input_size=input_size, hidden_size=hidden_size, dtype=dtype,
+                                seed=seed, max_size=max_size,
+                                given_state=not any(np.any(p.h0) or np.any(p.c0) for p in refused_probes),
+                                several_steps=not any(p.x.shape[1] > 1 for p in refused_probes))
+            calls += check.calls
+            checks.append((hyp, check))
+        holding = [(hyp, check) for hyp, check in checks if check.holds]
+        best, sizes = holding[0] if holding else checks[0]
         if progress:
             progress(f"sizes: {sizes.describe()}")
-        if not sizes.holds:
+        if not holding:
             reason = (f"{best.convention.describe()} fits every probe at D={input_size}, H={hidden_size}, but "
                       f"the callable {sizes.describe()}: it is wrong past a size boundary")
             status = "none"
+        else:
+            fits = [hyp for hyp, _ in holding]
     return Detection(status, best, runner_up, fits, reason, dtype, tol, probes, refused, rejected, calls,
                      time.perf_counter() - start, input_size, hidden_size, seed, fb_determined,
                      packing_determined, sizes)
