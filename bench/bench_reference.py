@@ -31,8 +31,11 @@ try:
 except ImportError:  # pragma: no cover - the script is useless without torch
     sys.exit("bench_reference.py needs torch: pip install torch==2.13.0")
 
-SHAPES = {"large": (32, 64, 256, 256), "small": (2, 5, 4, 3)}  # B, T, D, H
-TARGETS = {("large", "forward"): 3.0, ("large", "backward"): 4.0,
+SHAPES = {"wide-batch": (64, 256, 512, 512), "wide-layer": (8, 128, 1024, 1024),
+          "large": (32, 64, 256, 256), "small": (2, 5, 4, 3)}  # B, T, D, H
+TARGETS = {("wide-batch", "forward"): 3.0, ("wide-batch", "backward"): 3.0,
+           ("wide-layer", "forward"): 3.0, ("wide-layer", "backward"): 3.0,
+           ("large", "forward"): 3.0, ("large", "backward"): 4.0,
            ("small", "forward"): 1.0, ("small", "backward"): 1.0}
 
 
@@ -74,7 +77,7 @@ def run(repeats_large: int, repeats_small: int):
     spec = LSTMSpec()
     rows = []
     for label, (batch, steps, d, hidden) in SHAPES.items():
-        repeats = repeats_large if label == "large" else repeats_small
+        repeats = repeats_small if label == "small" else repeats_large
         warmup = max(3, repeats // 5)
         params, x, dy = make_case(batch, steps, d, hidden)
         lstm = torch_lstm(params, d, hidden)

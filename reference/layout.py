@@ -35,7 +35,7 @@ GATE_PACKINGS = ("gate-major", "unit-major")
 #: every other preset is gate-major.
 PRESET_PACKINGS = {"chainer": "unit-major"}
 #: The arrays of LSTMParams that have a 4H axis (their last).
-FOUR_H_ARRAYS = ("kernel", "recurrent_kernel", "bias", "recurrent_bias")
+FOUR_H_ARRAYS = ("kernel", "recurrent_kernel", "bias", "recurrent_bias", "layer_norm")
 
 
 def resolve_packing(packing: str, *, argument: str = "packing") -> str:

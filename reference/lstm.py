@@ -7,7 +7,13 @@ Row-vector convention, computed in float64 whatever the input dtype::
     g = act(z_g)
     c_t = clip(f * c_{t-1} + i * g, cell_clip)
     o = ract(z_o [+ p_o * c_t])                    (gate_clip clips every z before its activation)
-    h_t = clip((o * act(c_t)) [@ projection], proj_clip)
+    h_t = clip((o * hact(c_t)) [@ projection + projection_bias], proj_clip)
+
+with hact = act unless spec.cell_activation (ONNX h) says otherwise.  The published variants:
+coupled gates (i = 1 - f, TFLite CIFG; f = 1 - i, ONNX input_forget in ONNX Runtime), ONNX clip
+as the specification words it (activation_clip: also h(clip(c_t))), and TFLite's layer-normalised
+LSTM, where each gate's z without its bias is normalised over the units of its row and scaled
+before the bias is added (see LSTMSpec).
 
 Internally the gate blocks are permuted once to the order "ifog" (so that the three gates that
 share the recurrent activation are contiguous); results do not depend on it.
@@ -34,7 +40,7 @@ from typing import Callable
 
 import numpy as np
 
-from .activations import ACTIVATIONS, RECURRENT_ACTIVATIONS
+from .activations import Activation, parse
 from .gates import permutation
 from .spec import LSTMParams, LSTMSpec, check_params
 
@@ -58,18 +64,36 @@ class Prepared:
     hidden_size: int
     output_size: int
     spec: LSTMSpec
-    ract: Callable = field(default=None, repr=False)  # the recurrent activation (i, f, o)
-    act: Callable = field(default=None, repr=False)  # the activation (g, and c before o)
+    layer_norm: np.ndarray | None = None  # (4H,) WORK_ORDER: the bias is then added after it
+    projection_bias: np.ndarray | None = None  # (P,)
+    f_act: Activation = field(default=None, repr=False)  # ONNX f: i, f, o
+    g_act: Activation = field(default=None, repr=False)  # ONNX g: the candidate
+    h_act: Activation = field(default=None, repr=False)  # ONNX h: the cell state before o
+    ract: Callable = field(default=None, repr=False)
+    act: Callable = field(default=None, repr=False)
+    hact: Callable = field(default=None, repr=False)
 
     def __post_init__(self):
-        if self.ract is None:
-            self.ract = RECURRENT_ACTIVATIONS[self.spec.recurrent_activation][0]
-        if self.act is None:
-            self.act = ACTIVATIONS[self.spec.activation][0]
+        spec = self.spec
+        self.f_act = self.f_act or parse(spec.recurrent_activation)
+        self.g_act = self.g_act or parse(spec.activation)
+        self.h_act = self.h_act or parse(spec.h_activation)
+        self.ract, self.act, self.hact = self.f_act.apply, self.g_act.apply, self.h_act.apply
+
+    @property
+    def z_clip(self) -> float | None:
+        """The clip of the gate pre-activations (gate_clip, or the activation_clip)."""
+        return self.spec.gate_clip if self.spec.gate_clip is not None else self.spec.activation_clip
+
+    @property
+    def simple(self) -> bool:
+        """No layer norm and no coupled gates: the fused paths of _cell and the backward pass."""
+        return self.layer_norm is None and self.spec.coupled_gates is None
 
 
 _COLUMNS: dict[tuple[str, int], np.ndarray] = {}
-_PARAM_FIELDS = ("kernel", "recurrent_kernel", "bias", "recurrent_bias", "peephole", "projection")
+_PARAM_FIELDS = ("kernel", "recurrent_kernel", "bias", "recurrent_bias", "peephole", "projection", "layer_norm",
+                 "projection_bias")
 
 
 def _work_columns(order: str, hidden: int) -> np.ndarray | None:
@@ -123,6 +147,9 @@ def prepare(params: LSTMParams, spec: LSTMSpec, *, argument: str = "params") -> 
         hidden_size=hidden,
         output_size=dims.output_size,
         spec=spec,
+        layer_norm=work(params.layer_norm) if spec.layer_norm else None,
+        projection_bias=(None if params.projection_bias is None
+                         else np.asarray(params.projection_bias, np.float64)),
     )
 
 
@@ -142,18 +169,24 @@ class _Views:
 
 
 def _cell(prep: Prepared, z: _Views, c_prev, c, tc, m, h, tmp, gate_mask=None, cell_mask=None,
-          proj_mask=None) -> None:
+          proj_mask=None, hclip_mask=None, ln_n=None, ln_sigma=None) -> None:
     """The cell update, written into preallocated arrays.
 
-    z: views of the pre-activations (B, 4H) in WORK_ORDER, without peephole terms, overwritten
-    with the gate activations.  c_prev (B, H) in; c, tc = act(c), m = o * tc (all (B, H)) and h
-    (B, P) out (m may be h itself when there is no projection); tmp (B, H) scratch.  The
-    masks, when given, receive where the gate pre-activations, the cell state and the projected
-    output were strictly inside their clip ranges (the backward pass's derivative of the clip).
+    z: views of the pre-activations (B, 4H) in WORK_ORDER, without peephole terms (and without
+    the bias under layer norm), overwritten with the gate activations.  c_prev (B, H) in; c, tc
+    = hact(c), m = o * tc (all (B, H)) and h (B, P) out (m may be h itself when there is no
+    projection); tmp (B, H) scratch.  The masks, when given, receive where the gate
+    pre-activations, the cell state, the projected output and the cell state entering h were
+    strictly inside their clip ranges (the backward pass's derivative of the clip); ln_n (B, 4H)
+    and ln_sigma (B, 4) the normalised gate values and their sqrt(var + epsilon) under layer norm.
     """
+    if not prep.simple:
+        _cell_general(prep, z, c_prev, c, tmp, gate_mask, cell_mask, ln_n, ln_sigma)
+        _cell_output(prep, z, c, tc, m, h, proj_mask, hclip_mask)
+        return
     spec = prep.spec
     ract, act = prep.ract, prep.act
-    clip = spec.gate_clip
+    clip = prep.z_clip
     peep = prep.peephole
     if peep is None:
         if clip is not None:
@@ -189,14 +222,104 @@ def _cell(prep: Prepared, z: _Views, c_prev, c, tc, m, h, tmp, gate_mask=None, c
                 np.less(np.abs(o), clip, out=gate_mask[:, 2 * prep.hidden_size:3 * prep.hidden_size])
             np.clip(o, -clip, clip, out=o)
         ract(o, out=o)
-    act(c, out=tc)
+    _cell_output(prep, z, c, tc, m, h, proj_mask, hclip_mask)
+
+
+def _cell_output(prep: Prepared, z: _Views, c, tc, m, h, proj_mask, hclip_mask) -> None:
+    """tc = hact(c) (of the clipped c under activation_clip), m = o * tc, h = clip(m @ projection
+    + projection_bias, proj_clip)."""
+    spec = prep.spec
+    hclip = spec.activation_clip
+    if hclip is not None:
+        if hclip_mask is not None:
+            np.less(np.abs(c), hclip, out=hclip_mask)
+        np.clip(c, -hclip, hclip, out=tc)
+        prep.hact(tc, out=tc)
+    else:
+        prep.hact(c, out=tc)
     np.multiply(tc, z.o, out=m)
     if prep.projection is not None:
         np.matmul(m, prep.projection, out=h)
+        if prep.projection_bias is not None:
+            h += prep.projection_bias
         if spec.proj_clip is not None:
             if proj_mask is not None:
                 np.less(np.abs(h), spec.proj_clip, out=proj_mask)
             np.clip(h, -spec.proj_clip, spec.proj_clip, out=h)
+
+
+#: The gate each coupling computes from the other (WORK_ORDER block index of the derived gate).
+COUPLED_BLOCK = {"input_from_forget": 0, "forget_from_input": 1}
+
+
+def _cell_general(prep: Prepared, z: _Views, c_prev, c, tmp, gate_mask, cell_mask, ln_n, ln_sigma) -> None:
+    """The gates and the cell state with layer norm and / or coupled gates, gate by gate in the
+    order TFLite's lstm_eval.cc computes them: i, f (peepholes on c_{t-1}), g, the cell state,
+    then o (peephole on c_t)."""
+    spec = prep.spec
+    hidden = prep.hidden_size
+    peep = prep.peephole
+    derived = COUPLED_BLOCK.get(spec.coupled_gates)
+    blocks = (z.i, z.f, z.o, z.g)  # WORK_ORDER
+    if peep is not None:
+        for k in (0, 1):
+            if k != derived:
+                np.multiply(peep[k], c_prev, out=tmp)
+                np.add(blocks[k], tmp, out=blocks[k])
+    for k in (0, 1, 3):
+        if k != derived:
+            _finish_gate(prep, k, blocks[k], prep.act if k == 3 else prep.ract, gate_mask, ln_n, ln_sigma)
+    if derived is not None:
+        np.subtract(1.0, blocks[1 - derived], out=blocks[derived])
+        cols = slice(derived * hidden, (derived + 1) * hidden)
+        if gate_mask is not None:
+            gate_mask[:, cols] = False
+        if ln_n is not None:
+            ln_n[:, cols] = 0.0
+            ln_sigma[:, derived] = 1.0
+    np.multiply(z.f, c_prev, out=c)
+    np.multiply(z.i, z.g, out=tmp)
+    c += tmp
+    if spec.cell_clip is not None:
+        if cell_mask is not None:
+            np.less(np.abs(c), spec.cell_clip, out=cell_mask)
+        np.clip(c, -spec.cell_clip, spec.cell_clip, out=c)
+    if peep is not None:
+        np.multiply(peep[2], c, out=tmp)
+        z.o += tmp
+    _finish_gate(prep, 2, z.o, prep.ract, gate_mask, ln_n, ln_sigma)
+
+
+def _finish_gate(prep: Prepared, k: int, v: np.ndarray, act, gate_mask, ln_n, ln_sigma) -> None:
+    """Block k (WORK_ORDER) of the pre-activations, in place: layer norm, its scale and the bias
+    (under layer norm), the clip, the activation."""
+    hidden = prep.hidden_size
+    cols = slice(k * hidden, (k + 1) * hidden)
+    if prep.layer_norm is not None:
+        sigma = normalize_rows(v, prep.spec.layer_norm_epsilon)
+        if ln_n is not None:
+            ln_n[:, cols] = v
+            ln_sigma[:, k] = sigma
+        v *= prep.layer_norm[cols]
+        v += prep.bias[cols]
+    clip = prep.z_clip
+    if clip is not None:
+        if gate_mask is not None:
+            np.less(np.abs(v), clip, out=gate_mask[:, cols])
+        np.clip(v, -clip, clip, out=v)
+    act(v, out=v)
+
+
+def normalize_rows(v: np.ndarray, epsilon: float) -> np.ndarray:
+    """Each row of ``v`` (B, H), in place: (v - mean) / sqrt(var + epsilon), two-pass; a row whose
+    sqrt(var + epsilon) is 0 (all values equal, epsilon 0) becomes 0 (TFLite's
+    MeanStddevNormalization).  Returns sqrt(var + epsilon) per row (B,)."""
+    v -= v.mean(axis=1, keepdims=True)
+    sigma = np.sqrt(np.mean(v * v, axis=1) + epsilon)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.divide(v, sigma[:, None], out=v, where=sigma[:, None] > 0)
+    v[sigma == 0] = 0.0
+    return sigma
 
 
 def cell(z: np.ndarray, c_prev: np.ndarray, prep: Prepared, trace: dict | None = None) -> State:
@@ -204,8 +327,8 @@ def cell(z: np.ndarray, c_prev: np.ndarray, prep: Prepared, trace: dict | None =
     peephole terms.  ``z`` is overwritten with the gate activations.  Returns new (h, c).
 
     When ``trace`` is a dict, this step's intermediates are appended to its lists: "gates"
-    (activations, WORK_ORDER), "c_prev", "c", "tc" (act(c)), "m" (o * tc), and "gate_mask",
-    "cell_mask", "proj_mask" (None where the clip is off).
+    (activations, WORK_ORDER), "c_prev", "c", "tc" (hact(c)), "m" (o * tc), and "gate_mask",
+    "cell_mask", "proj_mask", "hclip_mask", "ln_n", "ln_sigma" (None where that option is off).
     """
     batch, hidden = z.shape[0], prep.hidden_size
     spec = prep.spec
@@ -215,14 +338,19 @@ def cell(z: np.ndarray, c_prev: np.ndarray, prep: Prepared, trace: dict | None =
     h = np.empty((batch, prep.output_size))
     m = h if prep.projection is None else np.empty((batch, hidden))
     record = trace is not None
-    gate_mask = np.empty(z.shape, bool) if record and spec.gate_clip is not None else None
+    gate_mask = np.empty(z.shape, bool) if record and prep.z_clip is not None else None
     cell_mask = np.empty((batch, hidden), bool) if record and spec.cell_clip is not None else None
     proj_mask = (np.empty(h.shape, bool) if record and spec.proj_clip is not None else None)
-    _cell(prep, _Views(z, hidden), c_prev, c, tc, m, h, tmp, gate_mask, cell_mask, proj_mask)
+    hclip_mask = np.empty((batch, hidden), bool) if record and spec.activation_clip is not None else None
+    ln_n = np.empty(z.shape) if record and prep.layer_norm is not None else None
+    ln_sigma = np.empty((batch, 4)) if ln_n is not None else None
+    _cell(prep, _Views(z, hidden), c_prev, c, tc, m, h, tmp, gate_mask, cell_mask, proj_mask, hclip_mask,
+          ln_n, ln_sigma)
     if record:
         for key, value in (("gates", z.copy()), ("c_prev", c_prev), ("c", c), ("tc", tc),
                            ("m", m), ("gate_mask", gate_mask), ("cell_mask", cell_mask),
-                           ("proj_mask", proj_mask)):
+                           ("proj_mask", proj_mask), ("hclip_mask", hclip_mask), ("ln_n", ln_n),
+                           ("ln_sigma", ln_sigma)):
             trace.setdefault(key, []).append(value)
     return h, c
 
@@ -240,7 +368,8 @@ def lstm_step(x_t, state, params: LSTMParams, spec: LSTMSpec | None = None) -> S
     h_prev, c_prev = _initial_state(state, x_t.shape[0], prep, argument="state", required=True)
     z = x_t @ prep.kernel
     z += h_prev @ prep.recurrent_kernel
-    z += prep.bias
+    if prep.layer_norm is None:  # under layer norm the bias comes after the normalisation
+        z += prep.bias
     return cell(z, c_prev, prep)
 
 
@@ -307,7 +436,8 @@ def scan(x: np.ndarray, prep: Prepared, h0: np.ndarray, c0: np.ndarray, *, lengt
     spec = prep.spec
     # One matmul for the input projection of every step, laid out time-major.
     xw = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(steps * batch, d) @ prep.kernel
-    xw += prep.bias
+    if prep.layer_norm is None:  # under layer norm the bias comes after the normalisation
+        xw += prep.bias
     xw = xw.reshape(steps, batch, 4 * hidden)
     y = np.empty((steps, batch, out_size))
     order = range(steps - 1, -1, -1) if reverse else range(steps)
@@ -331,18 +461,21 @@ def scan(x: np.ndarray, prep: Prepared, h0: np.ndarray, c0: np.ndarray, *, lengt
         tcs = np.empty((steps, batch, hidden))
         c_cell = cs[1:] if lengths is None else np.empty((steps, batch, hidden))
         ms = np.empty((steps, batch, hidden)) if projection else None
-        gate_masks = np.empty((steps, batch, 4 * hidden), bool) if spec.gate_clip is not None else None
+        gate_masks = np.empty((steps, batch, 4 * hidden), bool) if prep.z_clip is not None else None
         cell_masks = np.empty((steps, batch, hidden), bool) if spec.cell_clip is not None else None
         proj_masks = np.empty((steps, batch, out_size), bool) if spec.proj_clip is not None else None
+        hclip_masks = np.empty((steps, batch, hidden), bool) if spec.activation_clip is not None else None
+        ln_ns = np.empty((steps, batch, 4 * hidden)) if prep.layer_norm is not None else None
+        ln_sigmas = np.empty((steps, batch, 4)) if prep.layer_norm is not None else None
         trace.update(gates=gates, h_prev=hs[:-1], c_prev=cs[:-1], c=c_cell, tc=tcs, m=ms,
-                     gate_mask=gate_masks, cell_mask=cell_masks, proj_mask=proj_masks, valid=valid,
-                     order=np.asarray(order, dtype=np.int64))
+                     gate_mask=gate_masks, cell_mask=cell_masks, proj_mask=proj_masks, hclip_mask=hclip_masks,
+                     ln_n=ln_ns, ln_sigma=ln_sigmas, valid=valid, order=np.asarray(order, dtype=np.int64))
     else:
         z_buf = np.empty((batch, 4 * hidden))
         z = _Views(z_buf, hidden)
         tc = np.empty((batch, hidden))
         m = np.empty((batch, hidden)) if projection else None
-        gate_mask = cell_mask = proj_mask = None
+        gate_mask = cell_mask = proj_mask = hclip_mask = ln_n = ln_sigma = None
     if not record and lengths is None:
         # The plain forward: h is written straight into y; c alternates between two buffers.
         h, c = h0, c0
@@ -366,17 +499,20 @@ def scan(x: np.ndarray, prep: Prepared, h0: np.ndarray, c0: np.ndarray, *, lengt
             gate_mask = None if gate_masks is None else gate_masks[k]
             cell_mask = None if cell_masks is None else cell_masks[k]
             proj_mask = None if proj_masks is None else proj_masks[k]
+            hclip_mask = None if hclip_masks is None else hclip_masks[k]
+            ln_n = None if ln_ns is None else ln_ns[k]
+            ln_sigma = None if ln_sigmas is None else ln_sigmas[k]
         np.matmul(h_prev, prep.recurrent_kernel, out=z.all)
         z.all += xw[t]
         if lengths is None:
             h = hs[nxt]
             _cell(prep, z, c_prev, cs[nxt], tc, h if m is None else m, h, tmp,
-                  gate_mask, cell_mask, proj_mask)
+                  gate_mask, cell_mask, proj_mask, hclip_mask, ln_n, ln_sigma)
             y[t] = h
         else:
             c = c_cell[k] if record else cs[nxt]
             _cell(prep, z, c_prev, c, tc, h_cell if m is None else m, h_cell, tmp,
-                  gate_mask, cell_mask, proj_mask)
+                  gate_mask, cell_mask, proj_mask, hclip_mask, ln_n, ln_sigma)
             bad = invalid[k]
             h = hs[nxt]
             np.copyto(h, h_cell)
@@ -403,11 +539,14 @@ def lstm_bidirectional(x, params_fw: LSTMParams, params_bw: LSTMParams, spec: LS
     its direction axis folded into features).
 
     initial_state: None or ((h0_fw, c0_fw), (h0_bw, c0_bw)).  Returns
-    ``y, ((h_fw, c_fw), (h_bw, c_bw))``, forward first.
+    ``y, ((h_fw, c_fw), (h_bw, c_bw))``, forward first.  The backward direction computes with
+    ``spec.backward_direction()`` (its own activations, ONNX's six).
     """
     states = _per_direction(initial_state, 2, "initial_state")
+    spec = LSTMSpec() if spec is None else spec
     y_fw, final_fw = lstm_forward(x, params_fw, spec, states[0], lengths=lengths)
-    y_bw, final_bw = lstm_forward(x, params_bw, spec, states[1], lengths=lengths, reverse=True)
+    y_bw, final_bw = lstm_forward(x, params_bw, spec.backward_direction(), states[1], lengths=lengths,
+                                  reverse=True)
     return np.concatenate([y_fw, y_bw], axis=-1), (final_fw, final_bw)
 
 

@@ -12,10 +12,15 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .activations import ACTIVATIONS, RECURRENT_ACTIVATIONS
+from .activations import parse
 from .gates import resolve_gate_order
 
 LENGTH_SEMANTICS = ("zeros", "repeat")
+#: Coupled input and forget gates: "input_from_forget" is TFLite / NNAPI CIFG (no input-gate
+#: weights; i = 1 - f), "forget_from_input" is ONNX input_forget as ONNX Runtime computes it
+#: (f = 1 - i; uni_directional_lstm.cc); the ONNX spec says only "couple the input and forget
+#: gates".
+COUPLED_GATES = ("input_from_forget", "forget_from_input")
 
 
 @dataclass(frozen=True)
@@ -31,11 +36,24 @@ class LSTMSpec:
         ``LSTMCell`` / ``LSTMBlockCell`` and ``tf.raw_ops.BlockLSTM`` default to 1.0; Keras'
         ``unit_forget_bias`` only initialises the bias and is *not* this (0.0 here).
     recurrent_activation
-        Applied to i, f, o: "sigmoid"; "hard_sigmoid" (Keras 3: clip(x/6 + 1/2, 0, 1));
+        Applied to i, f, o (ONNX f): "sigmoid"; "hard_sigmoid" (Keras 3: clip(x/6 + 1/2, 0, 1));
         "hard_sigmoid_keras2" (Keras 2 / tf.keras 1.x: clip(0.2 x + 0.5, 0, 1), the default of
-        Keras < 2.3 and of tf.keras 1.15's LSTM).
+        Keras < 2.3 and of tf.keras 1.15's LSTM); or any name of ``reference.activations``.
     activation
-        Applied to g and to the cell state before the output gate: "tanh", "linear", "relu".
+        Applied to g (ONNX g) and, unless ``cell_activation`` is set, to the cell state before
+        the output gate: "tanh", "linear", "relu", or any name of ``reference.activations``
+        (the ONNX functions with their alpha and beta: "leaky_relu(alpha=0.1)", ...).
+    cell_activation
+        ONNX h, applied to the cell state before the output gate when it differs from g; None:
+        the same as ``activation`` (every framework but ONNX).
+    backward_activations
+        (f, g, h) of the backward direction of a bidirectional layer, where ONNX ``activations``
+        lists six; None: the same as the forward direction's.
+    coupled_gates
+        None, or one gate computed from the other: "input_from_forget" (TFLite / NNAPI CIFG:
+        i = 1 - f, the input-gate weights and peephole unused) or "forget_from_input" (ONNX
+        input_forget=1 as ONNX Runtime computes it: f = 1 - i, the forget-gate weights,
+        peephole and forget bias unused).
     use_peepholes
         Peephole connections as in TF LSTMCell(use_peepholes=True), CNTK use_peepholes and ONNX
         P: i and f see c_{t-1}, o sees c_t (after cell_clip).  Weights in LSTMParams.peephole.
@@ -44,12 +62,26 @@ class LSTMSpec:
         [-cell_clip, cell_clip] before it is used for the output and carried on.  None: no clip.
         (LSTMBlockCell's own default is 3.0; the reference default is no clip.)
     gate_clip
-        ONNX LSTM ``clip``: every gate pre-activation (after bias, forget bias and peephole terms)
-        is clipped to [-gate_clip, gate_clip] before its activation.  Not the same as cell_clip.
+        ONNX LSTM ``clip`` as ONNX Runtime computes it: every gate pre-activation (after bias,
+        forget bias and peephole terms) is clipped to [-gate_clip, gate_clip] before its
+        activation.  Not the same as cell_clip.
+    activation_clip
+        ONNX LSTM ``clip`` as the ONNX specification words it, "applied to the input of
+        activations": the gate pre-activations as with gate_clip, and the cell state where it
+        enters h (h(clip(c_t))); the carried cell state is not clipped.  Exclusive with
+        gate_clip.
+    layer_norm
+        TFLite / NNAPI layer-normalised LSTM (lstm_eval.cc): each gate's pre-activation without
+        its bias (x W + h R [+ peephole]) is normalised over the H units of its row, scaled by
+        LSTMParams.layer_norm, and then the bias (and forget bias) is added, before the clip and
+        the activation.  The recurrent_bias is added with the bias.
+    layer_norm_epsilon
+        (z - mean) / sqrt(var + epsilon); TFLite's is 0 (and a row of equal values gives 0).
     proj_size
         Projection of the output (TF num_proj, PyTorch proj_size, CNTK cell_shape != shape):
-        h_t = (o_t * act(c_t)) @ projection, of size P; the recurrent kernel is then (P, 4H).
-        None or 0: no projection.
+        h_t = (o_t * act(c_t)) @ projection [+ projection_bias], of size P; the recurrent kernel
+        is then (P, 4H).  None or 0: no projection.  The projection bias (TFLite / NNAPI) is
+        LSTMParams.projection_bias.
     proj_clip
         TF LSTMCell ``proj_clip``: the projected output is clipped to [-proj_clip, proj_clip].
     length_semantics
@@ -69,25 +101,43 @@ class LSTMSpec:
     proj_size: int | None = None
     proj_clip: float | None = None
     length_semantics: str = "zeros"
+    cell_activation: str | None = None
+    backward_activations: tuple | None = None
+    coupled_gates: str | None = None
+    activation_clip: float | None = None
+    layer_norm: bool = False
+    layer_norm_epsilon: float = 0.0
 
     def __post_init__(self):
         object.__setattr__(self, "gate_order", resolve_gate_order(self.gate_order))
         _finite_float(self, "forget_bias")
-        for name in ("cell_clip", "gate_clip", "proj_clip"):
+        for name in ("cell_clip", "gate_clip", "proj_clip", "activation_clip"):
             value = getattr(self, name)
             if value is not None:
                 value = _finite_float(self, name)
                 if value <= 0:
                     raise ValueError(f"{name}: expected a positive number or None, got {value!r}")
-        if self.recurrent_activation not in RECURRENT_ACTIVATIONS:
-            raise ValueError(
-                f"recurrent_activation: expected one of {sorted(RECURRENT_ACTIVATIONS)}, "
-                f"got {self.recurrent_activation!r}"
-            )
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation: expected one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
-            )
+        if self.gate_clip is not None and self.activation_clip is not None:
+            raise ValueError(f"activation_clip: expected None when gate_clip is set (ONNX clip is one or the "
+                             f"other), got {self.activation_clip!r} with gate_clip {self.gate_clip!r}")
+        for name in ("recurrent_activation", "activation"):
+            object.__setattr__(self, name, _activation(name, getattr(self, name)))
+        if self.cell_activation is not None:
+            value = _activation("cell_activation", self.cell_activation)
+            object.__setattr__(self, "cell_activation", None if value == self.activation else value)
+        if self.backward_activations is not None:
+            value = self.backward_activations
+            if isinstance(value, str) or not isinstance(value, (tuple, list)) or len(value) != 3:
+                raise ValueError(f"backward_activations: expected None or three names (f, g, h), got {value!r}")
+            value = tuple(_activation(f"backward_activations[{k}]", v) for k, v in enumerate(value))
+            same = (self.recurrent_activation, self.activation, self.cell_activation or self.activation)
+            object.__setattr__(self, "backward_activations", None if value == same else value)
+        if self.coupled_gates is not None and self.coupled_gates not in COUPLED_GATES:
+            raise ValueError(f"coupled_gates: expected None or one of {COUPLED_GATES}, got {self.coupled_gates!r}")
+        if not isinstance(self.layer_norm, (bool, np.bool_)):
+            raise ValueError(f"layer_norm: expected a bool, got {self.layer_norm!r}")
+        if _finite_float(self, "layer_norm_epsilon") < 0:
+            raise ValueError(f"layer_norm_epsilon: expected a number >= 0, got {self.layer_norm_epsilon!r}")
         if not isinstance(self.use_peepholes, (bool, np.bool_)):
             raise ValueError(f"use_peepholes: expected a bool, got {self.use_peepholes!r}")
         proj = self.proj_size
@@ -105,6 +155,19 @@ class LSTMSpec:
                 f"length_semantics: expected one of {LENGTH_SEMANTICS}, got {self.length_semantics!r}"
             )
 
+    @property
+    def h_activation(self) -> str:
+        """The activation of the cell state before the output gate (ONNX h)."""
+        return self.cell_activation or self.activation
+
+    def backward_direction(self) -> "LSTMSpec":
+        """The spec of the backward direction of a bidirectional layer (its own activations when
+        ``backward_activations`` is set)."""
+        if self.backward_activations is None:
+            return self
+        f, g, h = self.backward_activations
+        return self.replace(recurrent_activation=f, activation=g, cell_activation=h, backward_activations=None)
+
     def replace(self, **changes) -> "LSTMSpec":
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(changes)
@@ -112,7 +175,14 @@ class LSTMSpec:
 
     def to_dict(self) -> dict:
         """JSON-ready dict; ``LSTMSpec(**d)`` rebuilds the spec."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if out["backward_activations"] is not None:
+            out["backward_activations"] = list(out["backward_activations"])
+        return out
+
+
+def _activation(name: str, value) -> str:
+    return parse(value, argument=name).name
 
 
 def _finite_float(spec, name):
@@ -137,6 +207,9 @@ class LSTMParams:
     recurrent_bias    (4H,) or None: a second bias added to the first (PyTorch b_hh, ONNX Rb)
     peephole          (3, H) or None: peephole weights of the i, f, o gates, in that order
     projection        (H, P) or None: projection kernel, h_t = m_t @ projection
+    layer_norm        (4H,) or None: layer-norm coefficients per gate (spec.layer_norm), gate
+                      blocks in ``spec.gate_order``
+    projection_bias   (P,) or None: added after the projection, before proj_clip (TFLite)
 
     Arrays are stored as given (any float dtype); the reference converts to float64 on use.
     """
@@ -147,6 +220,8 @@ class LSTMParams:
     recurrent_bias: np.ndarray | None = None
     peephole: np.ndarray | None = None
     projection: np.ndarray | None = None
+    layer_norm: np.ndarray | None = None
+    projection_bias: np.ndarray | None = None
 
     @property
     def input_size(self) -> int:
@@ -214,6 +289,19 @@ def check_params(params: LSTMParams, spec: LSTMSpec, *, argument: str = "params"
     elif params.projection is not None:
         raise ValueError(f"{argument}.projection: expected None because spec.proj_size is None, "
                          f"got an array of shape {np.shape(params.projection)}")
+    if params.projection_bias is not None:
+        if not spec.proj_size:
+            raise ValueError(f"{argument}.projection_bias: expected None because spec.proj_size is None, "
+                             f"got an array of shape {np.shape(params.projection_bias)}")
+        _expect(params.projection_bias, (spec.proj_size,), f"{argument}.projection_bias", "(P,)")
+    if spec.layer_norm:
+        if params.layer_norm is None:
+            raise ValueError(f"{argument}.layer_norm: expected an array of shape ({4 * hidden},) because "
+                             f"spec.layer_norm is True, got None")
+        _expect(params.layer_norm, (4 * hidden,), f"{argument}.layer_norm", "(4H,) in the spec's gate order")
+    elif params.layer_norm is not None:
+        raise ValueError(f"{argument}.layer_norm: expected None because spec.layer_norm is False, "
+                         f"got an array of shape {np.shape(params.layer_norm)}")
     return Dims(d, hidden, p)
 
 

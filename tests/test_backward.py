@@ -24,6 +24,7 @@ import pytest
 from hypothesis import assume, given, settings
 
 from reference import LSTMParams, LSTMSpec, lstm_backward, lstm_forward
+from reference.activations import parse
 import reference.backward as backward_module
 from reference.lstm import prepare, scan
 
@@ -49,11 +50,17 @@ def _state(case: Case):
     return np.zeros((batch, out)), np.zeros((batch, case.params.hidden_size))
 
 
+#: The side of an activation's kink, read from its output (None: no kink).
+KINK_SIDE = {"relu": lambda y: y > 0, "leaky_relu": lambda y: y > 0, "elu": lambda y: y > 0,
+             "thresholded_relu": lambda y: y != 0, "hard_sigmoid": lambda y: (y > 0) & (y < 1)}
+
+
 def kink_signature(case: Case, x, params, h0, c0):
     """Which side of each kink every value is on (empty for smooth specs)."""
     spec = case.spec
-    smooth = (spec.recurrent_activation == "sigmoid" and spec.activation != "relu"
-              and spec.cell_clip is None and spec.gate_clip is None and spec.proj_clip is None)
+    families = [parse(a).family for a in (spec.recurrent_activation, spec.activation, spec.h_activation)]
+    smooth = (not any(f in KINK_SIDE for f in families) and spec.cell_clip is None and spec.gate_clip is None
+              and spec.proj_clip is None and spec.activation_clip is None)
     if smooth:
         return []
     prep = prepare(params, spec)
@@ -62,12 +69,11 @@ def kink_signature(case: Case, x, params, h0, c0):
         scan(x, prep, h0, c0, lengths=case.lengths, reverse=case.reverse, trace=trace)
     hidden = prep.hidden_size
     sig = []
-    if spec.recurrent_activation != "sigmoid":
-        gates = trace["gates"][..., :3 * hidden]
-        sig.append((gates > 0) & (gates < 1))
-    if spec.activation == "relu":
-        sig += [trace["gates"][..., 3 * hidden:] > 0, trace["tc"] > 0]
-    for key in ("gate_mask", "cell_mask", "proj_mask"):
+    for family, values in zip(families, (trace["gates"][..., :3 * hidden], trace["gates"][..., 3 * hidden:],
+                                         trace["tc"])):
+        if family in KINK_SIDE:
+            sig.append(KINK_SIDE[family](values))
+    for key in ("gate_mask", "cell_mask", "proj_mask", "hclip_mask"):
         if trace[key] is not None:
             sig.append(trace[key])
     if trace["valid"] is not None:  # values at padded steps never matter
@@ -177,6 +183,28 @@ for semantics in ("zeros", "repeat"):
             batch=3, lengths=[3, 4, 1], length_semantics=semantics, reverse=True, time_order=time_order)
 CASES["reverse aligned"] = dict(reverse=True)
 CASES["reverse processed"] = dict(reverse=True, time_order="processed")
+# The published specs' variants (ONNX LSTM, TFLite / NNAPI LSTM).
+CASES.update({
+    "cifg (i = 1 - f)": dict(coupled_gates="input_from_forget"),
+    "cifg, peepholes, forget bias": dict(coupled_gates="input_from_forget", use_peepholes=True, forget_bias=1.0),
+    "input_forget (f = 1 - i)": dict(coupled_gates="forget_from_input"),
+    "input_forget, peepholes, lengths": dict(coupled_gates="forget_from_input", use_peepholes=True, batch=3,
+                                             lengths=[4, 1, 3]),
+    "layer norm": dict(layer_norm=True),
+    "layer norm, epsilon": dict(layer_norm=True, layer_norm_epsilon=0.3, hidden=3),
+    "layer norm, peepholes, forget bias": dict(layer_norm=True, use_peepholes=True, forget_bias=1.0, hidden=3),
+    "layer norm, cifg, projection with bias": dict(layer_norm=True, coupled_gates="input_from_forget",
+                                                   hidden=3, proj_size=2, projection_bias=True),
+    "layer norm, lengths, reverse": dict(layer_norm=True, hidden=3, batch=3, lengths=[4, 2, 0],
+                                         length_semantics="repeat", reverse=True),
+    "projection bias": dict(hidden=3, proj_size=2, projection_bias=True),
+    "cell activation (ONNX h) softsign": dict(cell_activation="softsign"),
+    "onnx f, g, h: softsign, scaled_tanh, softplus": dict(
+        recurrent_activation="softsign", activation="scaled_tanh(alpha=1.3, beta=0.7)", cell_activation="softplus"),
+    "onnx affine, elu(alpha=1)": dict(recurrent_activation="affine(alpha=0.3, beta=0.5)", activation="elu"),
+    "onnx scaled_tanh gates, affine candidate": dict(recurrent_activation="scaled_tanh(alpha=0.5, beta=2)",
+                                                     activation="affine(alpha=0.7, beta=-0.2)"),
+})
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -198,6 +226,15 @@ CLIP_CASES = {
              weight_scale=2.0, accumulate=True, lengths=[4, 1, 3], length_semantics="repeat",
              reverse=True, time_order="processed"),
         ["cell_mask", "gate_mask", "proj_mask"]),
+    "activation_clip (ONNX clip as specified)": (dict(activation_clip=0.9, weight_scale=2.0, accumulate=True),
+                                                  ["gate_mask", "hclip_mask"]),
+    "activation_clip, peepholes, cifg, layer norm": (
+        dict(activation_clip=1.2, use_peepholes=True, coupled_gates="input_from_forget", layer_norm=True,
+             hidden=3, weight_scale=2.0, accumulate=True), ["gate_mask", "hclip_mask"]),
+    "leaky_relu g, thresholded_relu h, hard_sigmoid f": (
+        dict(recurrent_activation="hard_sigmoid(alpha=0.3, beta=0.4)", activation="leaky_relu(alpha=0.2)",
+             cell_activation="thresholded_relu(alpha=0.4)", gate_clip=2.0, weight_scale=2.0), ["gate_mask"]),
+    "elu(alpha=0.5) g and h": (dict(activation="elu(alpha=0.5)", gate_clip=2.5, weight_scale=2.0), ["gate_mask"]),
     "all options, forward, keras2 / relu": (
         dict(batch=3, hidden=3, cell_clip=1.0, gate_clip=2.0, use_peepholes=True, proj_size=2,
              proj_clip=0.3, recurrent_activation="hard_sigmoid_keras2", activation="relu",

@@ -101,8 +101,23 @@ CASES = {
                                      "permutation", "'ifgg'"),
     "permute_gates non-4H axis": (lambda: permute_gates(np.ones(7), "ifgo", "tf"), "array", "4H", "7"),
     # activations
-    "unknown recurrent activation": (lambda: LSTMSpec(recurrent_activation="softsign"),
-                                     "recurrent_activation", "'sigmoid'", "'softsign'"),
+    "unknown recurrent activation": (lambda: LSTMSpec(recurrent_activation="swish"),
+                                     "recurrent_activation", "'sigmoid'", "'swish'"),
+    "activation parameter it does not take": (lambda: LSTMSpec(activation="elu(beta=2)"), "activation",
+                                              "['alpha']", "'beta'"),
+    "activation parameter not a number": (lambda: LSTMSpec(activation="leaky_relu(alpha=x)"), "activation",
+                                          "alpha expected a number", "'x'"),
+    "coupled gates": (lambda: LSTMSpec(coupled_gates="cifg"), "coupled_gates", "input_from_forget", "'cifg'"),
+    "gate_clip and activation_clip": (lambda: LSTMSpec(gate_clip=1.0, activation_clip=2.0), "activation_clip",
+                                      "None when gate_clip is set", "2.0"),
+    "backward activations not three": (lambda: LSTMSpec(backward_activations=("sigmoid", "tanh")),
+                                       "backward_activations", "three names", "('sigmoid', 'tanh')"),
+    "layer norm coefficients missing": (lambda: lstm_forward(np.ones((1, 1, 2)), LSTMParams(
+        kernel=np.ones((2, 8)), recurrent_kernel=np.ones((2, 8))), LSTMSpec(layer_norm=True)),
+        "params.layer_norm", "(8,)", "None"),
+    "projection bias without projection": (lambda: lstm_forward(np.ones((1, 1, 2)), LSTMParams(
+        kernel=np.ones((2, 8)), recurrent_kernel=np.ones((2, 8)), projection_bias=np.ones(2)), LSTMSpec()),
+        "params.projection_bias", "None because spec.proj_size is None", "(2,)"),
     "unknown activation": (lambda: LSTMSpec(activation="gelu"), "activation", "'tanh'", "'gelu'"),
     # non-finite and out-of-range options
     "forget_bias NaN": (lambda: LSTMSpec(forget_bias=float("nan")), "forget_bias", "finite", "nan"),

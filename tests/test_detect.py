@@ -241,3 +241,36 @@ def test_lower_precision_is_pointed_at():
     _assert_found(detect(nm.implementation(conv, np.float16), dtype="float16"), conv)
     result = detect(nm.implementation(conv, np.float32), dtype="float64")
     assert result.status == "none" and "pass --dtype float32" in result.reason
+
+
+@pytest.mark.parametrize("name, size, value", [("units_past_16", "hidden_size", 17),
+                                                ("state_lost_at_step_32", "steps", 33)])
+def test_a_fit_that_breaks_past_a_size_boundary_is_no_match(name, size, value):
+    """The small probes cannot see a bug past 16 units or 32 steps; the size probe (default
+    --max-size 33) does, and names the smallest size that fails alone."""
+    fn, _ = nm.MUTANTS[name]
+    small = detect(fn, max_size=None)
+    assert small.status == "unique" and small.sizes is None
+    result = detect(fn)
+    assert result.status == "none" and result.exit_code == 1
+    assert result.sizes is not None and not result.sizes.holds
+    assert result.sizes.failing == {size: value}, result.sizes.failing
+    assert "past a size boundary" in result.reason
+    assert result.to_dict()["sizes"]["failing"] == {size: value}
+
+
+def test_a_conforming_callable_holds_at_size_in_one_call():
+    result = detect(nm.good)
+    assert result.status == "unique"
+    assert result.sizes.holds and result.sizes.calls == 1
+    assert result.sizes.widest == {"input_size": 33, "hidden_size": 33, "batch": 33, "steps": 65}
+    assert detect(nm.good, max_size=9).sizes.widest == {"input_size": 9, "hidden_size": 9, "batch": 9, "steps": 17}
+
+
+def test_max_size_option(capsys):
+    assert main(["detect", f"{MUTANTS}:good", "--max-size", "0"]) == 0
+    assert "sizes:" not in capsys.readouterr().out
+    assert main(["detect", f"{MUTANTS}:good", "--max-size", "-1"]) == 3
+    assert "--max-size: expected a size >= 0" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="max_size: expected a positive int or None, got 0"):
+        detect(nm.good, max_size=0)

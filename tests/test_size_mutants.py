@@ -12,7 +12,7 @@ from conformance.harness.mutants import SIZE_MUTATIONS, Mutant
 from conformance.harness.mutation_check import caught
 from conformance.harness.engine import run_property
 from conformance.harness.properties import PROPERTIES
-from conformance.harness.strategies import SMALL, SizePlan
+from conformance.harness.sizes import SMALL, SizePlan
 
 #: Every example at scale, within the sizes that ``check`` reaches by default.
 AT_SCALE = SizePlan(share=1, max_size=33, max_batch=33, max_steps=65, max_work=1e7)

@@ -30,7 +30,8 @@ from . import profiles
 from .properties import PROPERTIES
 from .requirements import gated
 from .results import Stats
-from .strategies import SizePlan, size_plan
+from .sizes import SizePlan
+from .strategies import size_plan
 from .verdict import Mismatch, failure_header
 
 

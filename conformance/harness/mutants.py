@@ -15,7 +15,7 @@ import numpy as np
 from adapters.base import Adapter, Case, Output
 from reference import LSTMParams
 from reference.gates import permute_gates
-from reference.layout import permute_params
+from reference.layout import FOUR_H_ARRAYS, permute_params
 
 from .requirements import gated
 from .strategies import round_to
@@ -35,7 +35,7 @@ def _swapped_gates(case: Case) -> Case:
 
     def swap(p: LSTMParams) -> LSTMParams:
         arrays = p.arrays()
-        for k in ("kernel", "recurrent_kernel", "bias", "recurrent_bias"):
+        for k in FOUR_H_ARRAYS:
             if k in arrays:
                 arrays[k] = permute_gates(arrays[k], order, wrong)
         return LSTMParams(**arrays)
@@ -58,7 +58,7 @@ def _units_past_swapped(case: Case, first: int = UNIT_BOUNDARY) -> Case:
         if h <= first:
             return p
         arrays = p.arrays()
-        for k in ("kernel", "recurrent_kernel", "bias", "recurrent_bias"):
+        for k in FOUR_H_ARRAYS:
             if k in arrays:
                 a = np.array(arrays[k], copy=True)
                 fa = a[..., f * h + first:(f + 1) * h].copy()

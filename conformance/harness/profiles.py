@@ -17,7 +17,7 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-from .strategies import SMALL, SizePlan
+from .sizes import SMALL, SizePlan
 
 _SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import strategies as st
@@ -29,50 +28,10 @@ from adapters.base import Case
 from reference import ALL_GATE_ORDERS, LSTMParams, LSTMSpec
 from reference.gates import permute_gates
 
+from .sizes import BOUNDARY_BATCHES, BOUNDARY_SIZES, BOUNDARY_STEPS, SMALL, SizePlan
+
 REGIMES = ("moderate", "saturating", "accumulating")
 
-#: Input and hidden sizes at and around the boundaries of 8-, 16- and 32-lane SIMD and of GEMM
-#: blocks; batches around the partition thresholds 16, 32 and 64; steps around chunk lengths.
-BOUNDARY_SIZES = (1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257,
-                  511, 512, 513, 1024)
-BOUNDARY_BATCHES = (1, 2, 3, 4, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256)
-BOUNDARY_STEPS = (1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257,
-                  511, 512)
-
-
-@dataclass(frozen=True)
-class SizePlan:
-    """How far a run's cases reach beyond the small shapes.
-
-    share      one example in ``share`` draws its sizes at scale (0: none); the ``scale``
-               property always does
-    max_size   the largest input and hidden size drawn at scale
-    max_batch  the largest batch
-    max_steps  the largest number of steps
-    max_work   the most multiply-adds of one example, B * T * 4H * (D + P) summed over layers
-               and directions: sizes are drawn so that an example stays within it (batch and
-               steps shrink where the layer is wide)
-    """
-
-    share: int = 0
-    max_size: int = 5
-    max_batch: int = 4
-    max_steps: int = 8
-    max_work: float = 0.0
-
-    @staticmethod
-    def sizes(choices, lo: int, hi: int, limit: int) -> list[int]:
-        """The values of ``choices`` in [lo, max(hi, limit)], ascending; a fixed size (lo == hi,
-        e.g. a decoder's batch that must equal its encoder's) stays fixed."""
-        if lo == hi:
-            return [lo]
-        top = max(hi, limit)
-        out = [v for v in choices if lo <= v <= top]
-        return out or [lo]
-
-
-#: No example at scale: the shapes of the properties as written.
-SMALL = SizePlan()
 _ACTIVE = contextvars.ContextVar("lstm_conformance_size_plan", default=SMALL)
 
 
@@ -88,6 +47,7 @@ def size_plan(plan: SizePlan):
 
 def active_size_plan() -> SizePlan:
     return _ACTIVE.get()
+
 
 # Distinct per-gate multipliers and bias offsets, in "ifgo" order (asymmetry across gates).
 _GATE_SCALE = np.array([1.0, 1.3, 0.8, 1.15])

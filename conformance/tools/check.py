@@ -58,7 +58,7 @@ def size_plan(max_size: int):
     """check's SizePlan: one example in 4 at scale, sizes and batches up to ``max_size``, steps up
     to twice that; the work of an example (B T 4H (D+P)) grows with max_size squared from 1e7
     multiply-adds (about 0.03 s for the reference) at the default."""
-    from conformance.harness.strategies import SizePlan
+    from conformance.harness.sizes import SizePlan
 
     if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
         raise ValueError(f"max_size: expected a positive int, got {max_size!r}")

@@ -1,7 +1,7 @@
 """Find which packing convention a native LSTM callable implements.
 
-    python -m conformance detect MODULE:ATTR [--hidden-size H] [--input-size D] [--dtype float32]
-                                             [--seed S] [--json]
+    python -m conformance detect MODULE:ATTR [--hidden-size H] [--input-size D] [--max-size N]
+                                             [--dtype float32] [--seed S] [--json]
 
 The callable follows the native-function contract (``adapters.callable_adapter``).  Detection does not
 brute-force conventions through the callable: the callable's outputs for given inputs do not
@@ -40,6 +40,13 @@ probe; the best ones are scored on every probe.  The score of a hypothesis is th
 |actual - expected| / (atol + rtol |expected|) over all outputs, with the tolerance of the dtype
 under test from ``conformance.tolerances``: a score <= 1 fits.
 
+Sizes: a convention that fits the probes is then held to wider ones, past the boundaries where
+kernels switch code paths (``--max-size``, default 33: past 8, 16 and 32 lanes): one probe with
+the input size, hidden size and batch at ``--max-size`` and 2 x that - 1 steps (one call when it
+fits).  When it does not fit, each of the four sizes is widened alone through the boundary sizes
+to find the smallest at which the callable goes wrong (units past 16, a batch row past 16, a step
+past 32), and the verdict is NO MATCH with those sizes.
+
 Verdict: exactly one fit -> exit 0; none -> exit 1 (with the closest hypothesis and the first time
 step where it leaves the tolerance, and a hint when h_T and c_T come back exchanged); the callable
 cannot be run at all (it raises, or returns what the contract does not allow, on every probe) ->
@@ -70,6 +77,7 @@ from reference.activations import ACTIVATIONS, RECURRENT_ACTIVATIONS
 from reference.layout import GATE_PACKINGS, orient, permute_params, split_gates
 
 from ..harness.compare import compare
+from ..harness.sizes import BOUNDARY_BATCHES, BOUNDARY_SIZES, BOUNDARY_STEPS
 from ..harness.tolerances import Tolerance, tolerance
 from .native import answer, load_callable, presets_with_order
 
@@ -78,6 +86,8 @@ LAYOUT_PAIRS = tuple((k, r) for k in KERNEL_LAYOUTS for r in RECURRENT_LAYOUTS)
 SHORTLIST = 8
 
 EXIT_UNIQUE, EXIT_NONE, EXIT_AMBIGUOUS, EXIT_ERROR = 0, 1, 2, 3
+#: The default --max-size: past SIMD widths of 8, 16 and 32 lanes.
+DEFAULT_MAX_SIZE = 33
 
 
 @dataclass
@@ -153,6 +163,7 @@ class Detection:
     seed: int
     forget_bias_determined: bool = True
     packing_determined: bool = True  # False with H = 1: gate-major and unit-major are the same
+    sizes: "SizeCheck | None" = None  # the fit held to wider probes (None: not run)
 
     @property
     def exit_code(self) -> int:
@@ -191,6 +202,7 @@ class Detection:
             "calls": self.calls,
             "seconds": round(self.seconds, 3),
             "check_command_options": self.best.convention.cli_options() if self.best else None,
+            "sizes": self.sizes.to_dict() if self.sizes else None,
         }
 
 
@@ -264,6 +276,107 @@ def make_probes(input_size: int, hidden_size: int, dtype: str, seed: int) -> lis
 
 
 # ------------------------------------------------------------------------------------------
+# Sizes
+
+#: The sizes widened one at a time, and the boundary values each goes through.
+SIZE_DIMENSIONS = {"hidden_size": BOUNDARY_SIZES, "input_size": BOUNDARY_SIZES, "batch": BOUNDARY_BATCHES,
+                   "steps": BOUNDARY_STEPS}
+
+
+@dataclass
+class SizeCheck:
+    """A fitting convention held to probes past the size boundaries."""
+
+    max_size: int
+    widest: dict  # the sizes of the widest probe
+    holds: bool
+    failing: dict = field(default_factory=dict)  # size -> the smallest value at which it fails alone
+    cause: str = ""  # how the widest probe failed
+    calls: int = 0
+
+    def describe(self) -> str:
+        shape = ", ".join(f"{_SIZE_LETTER[k]}={v}" for k, v in self.widest.items())
+        if self.holds:
+            return f"holds at {shape}"
+        alone = "; ".join(f"{_SIZE_WORDS[k]} {v}" for k, v in self.failing.items())
+        return (f"does not hold at {shape} ({self.cause})"
+                + (f"; wrong from {alone} (each widened alone)" if alone else
+                   "; no size alone makes it fail, only together"))
+
+    def to_dict(self) -> dict:
+        return {"max_size": self.max_size, "widest": self.widest, "holds": self.holds,
+                "failing": self.failing, "cause": self.cause or None, "calls": self.calls}
+
+
+_SIZE_LETTER = {"input_size": "D", "hidden_size": "H", "batch": "B", "steps": "T"}
+_SIZE_WORDS = {"input_size": "input size", "hidden_size": "hidden size", "batch": "batch", "steps": "steps"}
+
+
+def size_probe(sizes: dict, dtype: str, seed: int, *, given_state: bool = True) -> Probe:
+    """Moderate asymmetric weights, a given state (or zeros), inputs of scale 1, at ``sizes``."""
+    d, h, b, t = sizes["input_size"], sizes["hidden_size"], sizes["batch"], sizes["steps"]
+    rng = np.random.default_rng([seed, d, h, b, t])
+    scale = np.repeat(_BLOCK_SCALE, h)
+    kernel = _round(rng.normal(size=(d, 4 * h)) * scale / np.sqrt(d), dtype)
+    recurrent = _round(rng.normal(size=(h, 4 * h)) * scale / np.sqrt(h), dtype)
+    bias = _round(rng.normal(scale=0.5, size=4 * h) + np.repeat(_BLOCK_OFFSET, h), dtype)
+    x = _round(rng.normal(size=(b, t, d)), dtype)
+    h0 = _round(rng.uniform(-1.0, 1.0, size=(b, h)), dtype)
+    c0 = _round(rng.choice([-1.0, 1.0], size=(b, h)) * rng.uniform(0.2, 3.0, size=(b, h)), dtype)
+    if not given_state:
+        h0, c0 = np.zeros_like(h0), np.zeros_like(c0)
+    return Probe("sizes", f"D={d}, H={h}, B={b}, T={t}, " + ("a given state" if given_state else "zero state"),
+                 x, h0, c0, kernel, recurrent, bias)
+
+
+def check_sizes(fn, convention: Convention, *, input_size: int, hidden_size: int, dtype: str, seed: int,
+                max_size: int, given_state: bool = True, several_steps: bool = True) -> SizeCheck:
+    """Hold ``convention`` (which fits the small probes) to a probe with every size at its limit
+    (input, hidden size and batch ``max_size``, steps 2 max_size - 1); when that fails, widen each
+    size alone through its boundary values to the smallest that fails.  A callable that refused
+    the small probes with a given state, or with more than one step, is probed from zeros, or
+    with one step."""
+    base = {"input_size": input_size, "hidden_size": hidden_size, "batch": 3, "steps": 4 if several_steps else 1}
+    limits = {"input_size": max_size, "hidden_size": max_size, "batch": max_size,
+              "steps": 2 * max_size - 1 if several_steps else 1}
+    widest = {k: max(base[k], limits[k]) for k in base}
+    reference = _Reference()
+    calls = 0
+
+    def fails(sizes) -> str:
+        nonlocal calls
+        probe = size_probe(sizes, dtype, seed, given_state=given_state)
+        calls += 1
+        try:
+            actual = call_native(fn, probe.x, probe.h0, probe.c0, orient(probe.kernel, convention.kernel_layout,
+                                                                         rows="D"),
+                                 orient(probe.recurrent, convention.recurrent_layout, rows="H"), probe.bias,
+                                 dtype=dtype)
+        except NativeError as exc:
+            return str(exc)
+        tol, _ = tolerance(dtype, backend="native", quantity="forward",
+                           reduction=sizes["input_size"] + sizes["hidden_size"])
+        found = score(actual, reference(probe, convention), tol)
+        if found.problem:
+            return found.problem
+        if found.ratio > 1.0:
+            where = "" if found.first_bad_step is None else f", from t={found.first_bad_step}"
+            return f"max abs err {found.max_abs:.3g}, {found.ratio:.3g} x the tolerance{where}"
+        return ""
+
+    cause = fails(widest)
+    if not cause:
+        return SizeCheck(max_size, widest, True, calls=calls)
+    failing = {}
+    for key, boundaries in SIZE_DIMENSIONS.items():
+        for value in (v for v in boundaries if base[key] < v <= widest[key]):
+            if fails({**base, key: value}):
+                failing[key] = value
+                break
+    return SizeCheck(max_size, widest, False, failing, cause, calls)
+
+
+# ------------------------------------------------------------------------------------------
 # Scoring
 
 def score(actual, expected, tol: Tolerance) -> Score:
@@ -288,8 +401,8 @@ class _Reference:
         self._cache = {}
 
     def __call__(self, probe: Probe, conv: Convention):
-        key = (probe.name, conv.gate_order, conv.forget_bias, conv.recurrent_activation, conv.activation,
-               conv.packing)
+        key = (probe.name, probe.x.shape, probe.kernel.shape, conv.gate_order, conv.forget_bias, conv.recurrent_activation,
+               conv.activation, conv.packing)
         if key not in self._cache:
             params = permute_params(LSTMParams(kernel=probe.kernel, recurrent_kernel=probe.recurrent, bias=probe.bias),
                                     conv.gate_order, conv.gate_order, from_packing=conv.packing)
@@ -337,10 +450,13 @@ def _snap_candidates(value: float):
 # Detection
 
 def detect(fn, *, input_size: int = 3, hidden_size: int = 2, dtype: str = "float32", seed: int = 0,
-           progress=None) -> Detection:
-    """Detect the convention of native callable ``fn`` (see the module docstring)."""
+           progress=None, max_size: int | None = DEFAULT_MAX_SIZE) -> Detection:
+    """Detect the convention of native callable ``fn`` (see the module docstring); a fit is then
+    held to probes up to ``max_size`` (None: not)."""
     start = time.perf_counter()
     _validate_sizes(input_size, hidden_size)
+    if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1):
+        raise ValueError(f"max_size: expected a positive int or None, got {max_size!r}")
     if dtype not in DTYPES:
         raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
     tol, _ = tolerance(dtype, backend="native", quantity="forward")
@@ -388,9 +504,35 @@ def detect(fn, *, input_size: int = 3, hidden_size: int = 2, dtype: str = "float
             reason = (f"y matches {verdict[1].convention.describe()}, and h_T and c_T match with their places "
                       f"exchanged: the callable returns (y, c_T, h_T) where the contract is (y, h_T, c_T) "
                       f"(TF's LSTMStateTuple is (c, h): return state.h, state.c). Otherwise: " + reason)
+    sizes = None
+    if status in ("unique", "ambiguous") and max_size is not None:
+        # Every fit is held to the size probe (an ambiguous verdict keeps the fits that hold).
+        refused_probes = [p for p in probes if p.name in refused]
+        checks = []
+        candidates = list(fits or [best])
+        if not packing_determined:  # H = 1: both packings fit alike; the size probe can tell them
+            candidates += [dataclasses.replace(hyp, convention=dataclasses.replace(hyp.convention, packing=other))
+                           for hyp in list(candidates) for other in GATE_PACKINGS if other != hyp.convention.packing]
+        for hyp in candidates:
+            check = check_sizes(fn, hyp.convention, input_size=input_size, hidden_size=hidden_size, dtype=dtype,
+                                seed=seed, max_size=max_size,
+                                given_state=not any(np.any(p.h0) or np.any(p.c0) for p in refused_probes),
+                                several_steps=not any(p.x.shape[1] > 1 for p in refused_probes))
+            calls += check.calls
+            checks.append((hyp, check))
+        holding = [(hyp, check) for hyp, check in checks if check.holds]
+        best, sizes = holding[0] if holding else checks[0]
+        if progress:
+            progress(f"sizes: {sizes.describe()}")
+        if not holding:
+            reason = (f"{best.convention.describe()} fits every probe at D={input_size}, H={hidden_size}, but "
+                      f"the callable {sizes.describe()}: it is wrong past a size boundary")
+            status = "none"
+        else:
+            fits = [hyp for hyp, _ in holding]
     return Detection(status, best, runner_up, fits, reason, dtype, tol, probes, refused, rejected, calls,
                      time.perf_counter() - start, input_size, hidden_size, seed, fb_determined,
-                     packing_determined)
+                     packing_determined, sizes)
 
 
 def _judge(outputs, accepted, viable, used, probes, reference, tol, refused, rejected):
@@ -710,6 +852,9 @@ def add_arguments(parser) -> None:
                         help="hidden size to probe with (default 2)")
     parser.add_argument("--input-size", type=int, default=3, metavar="D",
                         help="input size to probe with (default 3; must differ from H)")
+    parser.add_argument("--max-size", type=int, default=DEFAULT_MAX_SIZE, metavar="N",
+                        help=f"hold a fit to a probe with input size, hidden size and batch N and 2N-1 steps "
+                             f"(default {DEFAULT_MAX_SIZE}: past 8, 16 and 32 lanes; 0: do not)")
     parser.add_argument("--dtype", default="float32", choices=DTYPES,
                         help="dtype of the arrays passed and of the tolerance (default float32)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the probes (default 0)")
@@ -719,8 +864,10 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     try:
         fn = load_callable(args.callable)
+        if args.max_size < 0:
+            raise ValueError(f"--max-size: expected a size >= 0 (0: no size probe), got {args.max_size}")
         result = detect(fn, input_size=args.input_size, hidden_size=args.hidden_size, dtype=args.dtype,
-                        seed=args.seed)
+                        seed=args.seed, max_size=args.max_size or None)
     except ValueError as exc:
         print(f"error: {exc}")
         return EXIT_ERROR
@@ -761,6 +908,8 @@ def render(result: Detection, target: str) -> str:
                   f"  recurrent activation  {conv.recurrent_activation}",
                   f"  activation            {conv.activation}"]
     lines.append("  evidence: " + result.reason)
+    if result.sizes is not None and result.sizes.holds:
+        lines.append(f"  sizes: {result.sizes.describe()}")
     if result.status == "unique":
         lines.append(f"  check it: python -m conformance check {target} {best.convention.cli_options()}"
                      + ("" if result.dtype == "float32" else f" --dtype {result.dtype}"))
