@@ -31,6 +31,11 @@ BACKENDS: dict[str, str] = {
     "tf1-lstmcell": "adapters.tf1_adapter:TF1LSTMCellAdapter",
     "tf1-lstmcell-static": "adapters.tf1_adapter:TF1LSTMCellStaticAdapter",
     "tf1-block": "adapters.tf1_adapter:TF1BlockAdapter",
+    "tflite-keras": "adapters.tflite_adapter:TFLiteKerasAdapter",
+    "tflite-keras-drq": "adapters.tflite_adapter:TFLiteKerasDRQAdapter",
+    "openvino-onnx": "adapters.openvino_adapter:OpenVINOOnnxAdapter",
+    "openvino-torch": "adapters.openvino_adapter:OpenVINOTorchAdapter",
+    "openvino-lstmsequence": "adapters.openvino_adapter:OpenVINOLSTMSequenceAdapter",
 }
 
 

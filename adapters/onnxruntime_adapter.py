@@ -182,16 +182,23 @@ class OnnxRuntimeAdapter(Adapter):
 
     # ------------------------------------------------------------------ the contract
 
-    def run(self, case: Case) -> Output:
+    @staticmethod
+    def model_key(case: Case) -> tuple:
+        """The arguments of :meth:`_model` for ``case`` (its graph: shapes, structure, attributes)."""
         spec, p0 = case.spec, case.params
-        np_dtype = _NUMPY_DTYPES[case.dtype]
-        dirs, layers = case.num_directions, len(case.layers)
         has_bias = any(p.bias is not None or p.recurrent_bias is not None for d in case.layers for p in d) \
             or bool(spec.forget_bias)
-        key = (case.dtype, p0.input_size, p0.hidden_size, layers, case.direction, has_bias,
-               spec.use_peepholes, case.lengths is not None, case.initial_state is not None,
-               spec.recurrent_activation, spec.activation, spec.gate_clip)
-        session = self._session(key)
+        return (case.dtype, p0.input_size, p0.hidden_size, len(case.layers), case.direction, has_bias,
+                spec.use_peepholes, case.lengths is not None, case.initial_state is not None,
+                spec.recurrent_activation, spec.activation, spec.gate_clip)
+
+    @staticmethod
+    def feeds(case: Case, key: tuple) -> dict[str, np.ndarray]:
+        """The graph inputs of :meth:`_model` ``(*key)`` for ``case``: X, sequence_lens, and per
+        layer the weights and the initial state, in the ONNX packing."""
+        spec = case.spec
+        np_dtype = _NUMPY_DTYPES[case.dtype]
+        dirs, has_bias = case.num_directions, key[5]
         feeds = {"X": np.ascontiguousarray(case.x.transpose(1, 0, 2), dtype=np_dtype)}
         if case.lengths is not None:
             feeds["sequence_lens"] = np.asarray(case.lengths, dtype=np.int32)
@@ -206,7 +213,16 @@ class OnnxRuntimeAdapter(Adapter):
                 states = case.initial_state[k * dirs:(k + 1) * dirs]
                 feeds[f"initial_h_{k}"] = np.stack([h for h, _ in states]).astype(np_dtype)
                 feeds[f"initial_c_{k}"] = np.stack([c for _, c in states]).astype(np_dtype)
-        results = session.run(None, feeds)
+        return feeds
+
+    def run(self, case: Case) -> Output:
+        key = self.model_key(case)
+        return self.outputs(case, self._session(key).run(None, self.feeds(case, key)))
+
+    @staticmethod
+    def outputs(case: Case, results: list) -> Output:
+        """The graph's outputs (Y of the last layer, then Y_h, Y_c of each layer) as an Output."""
+        dirs, layers = case.num_directions, len(case.layers)
         y = np.asarray(results[0], dtype=np.float64)  # (T, dirs, N, H)
         steps, _, batch, hidden = y.shape
         y = y.transpose(2, 0, 1, 3).reshape(batch, steps, dirs * hidden)

@@ -28,6 +28,9 @@ cntk       ``W`` (D, 4H), ``H`` (P, 4H), ``b`` (4H,), peepholes ``Ci``, ``Cf``, 
            projection ``P`` (H, P); gate order igfo (cntk/layers/blocks.py, _RecurrentBlock).
 onnx       ``W`` (4H, D), ``R`` (4H, H), ``B`` (8H,) = [Wb, Rb], ``P`` (3H,) peepholes ordered
            i, o, f; gate order iofg (the LSTM operator; a model stacks directions on axis 0).
+openvino   ``W`` (4H, D), ``R`` (4H, H), ``B`` (4H,): the inputs of OpenVINO's ``LSTMSequence`` /
+           ``LSTMCell`` (one direction; a model stacks directions on axis 0), gate order figo ("fico"
+           in the spec); B is *one* bias, "the sum of biases (weight and recurrence)".
 flax       ``ii/kernel``, ``if/kernel``, ``ig/kernel``, ``io/kernel`` (D, H), no bias;
            ``hi/kernel`` ... ``ho/kernel`` (H, H) and ``hi/bias`` ... ``ho/bias`` (H,): the
            parameter tree of ``flax.linen.LSTMCell`` / ``OptimizedLSTMCell`` flattened with "/".
@@ -279,6 +282,18 @@ def _onnx_params(arrays: dict) -> LSTMParams:
                              bias=wb, recurrent_bias=rb, peephole=peephole))
 
 
+def _openvino_names(p: LSTMParams) -> dict:
+    return {"W": orient(p.kernel, "4H,D", rows="D"), "R": orient(p.recurrent_kernel, "4H,H", rows="H"),
+            "B": np.asarray(p.bias)}
+
+
+def _openvino_params(arrays: dict) -> LSTMParams:
+    a = _Arrays(arrays, "openvino")
+    return a.done(LSTMParams(kernel=orient(a.take("W"), "4H,D", rows="D"),
+                             recurrent_kernel=orient(a.take("R"), "4H,H", rows="H"),
+                             bias=a.take("B", required=False)))
+
+
 def flax_layer_names(forget_input: str) -> tuple[dict[str, str], dict[str, str]]:
     """Flax's per-gate Dense layers by gate letter: (input side, recurrent side)."""
     inputs = {g: "i" + (forget_input if g == "f" else g) for g in GATES}
@@ -329,6 +344,7 @@ PACKINGS: dict[str, Packing] = {
         Packing("cntk", "cntk", _cntk_names, _cntk_params, holds=frozenset({"peephole", "projection"})),
         Packing("onnx", "onnx", _onnx_names, _onnx_params, two_biases=True,
                 holds=frozenset({"recurrent_bias", "peephole"})),
+        Packing("openvino", "openvino", _openvino_names, _openvino_params),
         Packing("flax", "ifgo", *_flax("flax", "f")),
         Packing("flax_nnx", "ifgo", *_flax("flax_nnx", "f_")),
     )

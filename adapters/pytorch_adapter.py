@@ -224,6 +224,11 @@ class TorchLSTMAdapter(Adapter):
         module, x, state, reverse_only = self._prepare(case)
         with self._torch.inference_mode():
             y, h_n, c_n = self._forward(case, module, x, state)
+        return self._output(case, y, h_n, c_n, reverse_only)
+
+    def _output(self, case: Case, y, h_n, c_n, reverse_only: bool) -> Output:
+        """:meth:`_forward`'s results (tensors or arrays) as an Output: a reverse-only case keeps
+        the backward half of the bidirectional layer it ran as."""
         if reverse_only:
             out_size = case.params.output_size
             return Output(self._numpy(y[..., out_size:]), [(self._numpy(h_n[1]), self._numpy(c_n[1]))])

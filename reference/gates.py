@@ -53,6 +53,10 @@ GATE_ORDER_PRESETS: dict[str, str] = {
     "onnx": "iofg",
     # CS231n assignment 3 (lstm_step_forward): a[:, :H] is i, then f, o, g.
     "cs231n": "ifog",
+    # OpenVINO LSTMCell / LSTMSequence (opset 4 / 5 and later): W, R, B "Expected format: fico"
+    # (the op spec and openvino.opset*.lstm_sequence); the reference kernel splits the gates as
+    # X_W_fico[0..3] = f, i, c, o (src/core/reference/include/openvino/reference/lstm_cell.hpp).
+    "openvino": "figo",
 }
 
 #: ONNX orders its peephole vector P as [Pi, Po, Pf]; the reference stores peepholes as i, f, o.

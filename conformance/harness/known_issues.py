@@ -36,10 +36,30 @@ def _empty_sequence_with_state(case) -> bool:
     return _empty_sequence(case) and case.initial_state is not None
 
 
+def _padded(case) -> bool:
+    """Some sequence of the batch is shorter than the padded length (a length below T)."""
+    return case.lengths is not None and bool((case.lengths < case.steps).any())
+
+
 def _padded_reverse_with_state(case) -> bool:
     return (case.direction == "reverse" and case.lengths is not None
             and bool((case.lengths < case.steps).any()) and case.initial_state is not None)
 
+
+#: OpenVINO's CPU plugin and per-sequence lengths (docs/converters/openvino.md).
+_OPENVINO_SEQUENCE_LENGTHS = (
+    "with a dynamic input shape the CPU plugin runs LSTMSequence as one oneDNN RNN primitive "
+    "(RNNSeq) and ignores sequence_lengths: every sequence runs to the padded length T (its padded "
+    "steps' garbage enters the state, Y is not zero there, Ho/Co are the states after step T, and "
+    "a reverse direction starts at step T - 1).  src/plugins/intel_cpu/src/nodes/rnn.cpp, "
+    "RNN::isSupportedOperation: 'WA: dynamic shapes make impossible to check seq_len due to "
+    "shapeOf subgraphs ... if (data_pshape.is_dynamic()) return true;' skips the "
+    "is_seq_len_provided check that sends a sequence with lengths to the TensorIterator "
+    "decomposition (ConvertSequenceToTensorIterator), which honours them (openvinotoolkit/"
+    "openvino pull request #10710, 'Disabled sequences decomposition for dynamic case', 2022); "
+    "the same model with static shapes is decomposed and right (tests/test_openvino_facts.py). "
+    "No upstream issue found for the wrong results"
+)
 
 KNOWN_ISSUES: list[KnownIssue] = [
     KnownIssue(
@@ -112,6 +132,13 @@ KNOWN_ISSUES: list[KnownIssue] = [
         "torch backends output zeros); its final state is right",
         when=_empty_sequence_with_state, when_text="batches with an empty sequence and a given initial state",
     ),
+]
+
+
+KNOWN_ISSUES += [
+    KnownIssue(backend, "*", "openvino 2026.4.1 (CPU plugin)", _OPENVINO_SEQUENCE_LENGTHS, when=_padded,
+               when_text="cases with a sequence shorter than the padded length")
+    for backend in ("openvino-lstmsequence", "openvino-onnx")
 ]
 
 
