@@ -1,6 +1,6 @@
-"""The LiteRT runner shared by every pipeline that ends in a ``.tflite`` flatbuffer: the TFLite
-converter pipelines (``adapters/tflite_adapter.py``), onnx2tf (``adapters/onnx2tf_adapter.py``)
-and the fused LSTM op built directly (``adapters/litert_native_adapter.py``).
+"""The LiteRT runner for every pipeline that ends in a ``.tflite`` flatbuffer (today the TFLite
+converter pipelines of ``adapters/tflite_adapter.py``; docs/converters/litert.md says why onnx2tf
+and a directly built fused op are not backends yet).
 
 What it does, and nothing framework-specific:
 
@@ -97,11 +97,9 @@ class LiteRTModel:
             self._produced = produced(self.model)
         return self._produced
 
-    def input_names(self) -> list[str]:
-        return list(self.runner.get_input_details())
-
     def __call__(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
-        """Run the signature on named inputs (float arrays are fed in the input's dtype)."""
+        """Run the signature on named inputs (float arrays are fed in the input's dtype; a
+        dynamic dimension is resized to the fed shape)."""
         details = self.runner.get_input_details()
         feeds = {name: np.ascontiguousarray(value, dtype=details[name]["dtype"])
                  for name, value in inputs.items()}

@@ -215,6 +215,25 @@ class OnnxRuntimeAdapter(Adapter):
                 feeds[f"initial_c_{k}"] = np.stack([c for _, c in states]).astype(np_dtype)
         return feeds
 
+    @classmethod
+    def exported_model(cls, case: Case, weights: dict | None = None):
+        """The graph of ``case`` as an exported model holds it: the weights (W_k, R_k, B_k, P_k)
+        moved from graph inputs into initializers.  Returns (ModelProto, the remaining inputs).
+        ``weights`` replaces the case's weight arrays by name (a converter's probe weights)."""
+        from onnx import numpy_helper
+
+        key = cls.model_key(case)
+        model = cls._model(*key)
+        feeds = cls.feeds(case, key)
+        consts = {name: value for name, value in feeds.items() if name.split("_")[0] in ("W", "R", "B", "P")}
+        consts.update(weights or {})
+        graph = model.graph
+        kept = [i for i in graph.input if i.name not in consts]
+        del graph.input[:]
+        graph.input.extend(kept)
+        graph.initializer.extend(numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items())
+        return model, {name: value for name, value in feeds.items() if name not in consts}
+
     def run(self, case: Case) -> Output:
         key = self.model_key(case)
         return self.outputs(case, self._session(key).run(None, self.feeds(case, key)))

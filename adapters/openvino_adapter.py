@@ -39,10 +39,6 @@ from .onnxruntime_adapter import OnnxRuntimeAdapter
 from .openvino_runtime import compile_model, produced, run
 from .packings import PACKINGS
 
-#: The ONNX graph inputs that hold weights (moved into initializers): W_k, R_k, B_k, P_k.
-_WEIGHT_INPUTS = ("W_", "R_", "B_", "P_")
-
-
 def _version() -> str:
     from importlib import metadata
 
@@ -106,24 +102,13 @@ class OpenVINOOnnxAdapter(OpenVINOAdapter):
     pipeline = {"source": "onnx (adapters/onnxruntime_adapter.py graph)", "converter": "openvino.convert_model"}
 
     def run(self, case: Case) -> Output:
-        from onnx import numpy_helper
-
-        key = OnnxRuntimeAdapter.model_key(case)
-        model = OnnxRuntimeAdapter._model(*key)
-        feeds = OnnxRuntimeAdapter.feeds(case, key)
-        graph = model.graph
-        weights = {name: value for name, value in feeds.items() if name.startswith(_WEIGHT_INPUTS)}
-        kept = [i for i in graph.input if i.name not in weights]
-        del graph.input[:]
-        graph.input.extend(kept)
-        graph.initializer.extend(numpy_helper.from_array(value, name) for name, value in weights.items())
+        model, inputs = OnnxRuntimeAdapter.exported_model(case)
         try:
             ov_model = self.ov.convert_model(io.BytesIO(model.SerializeToString()))
         except Exception as exc:
             raise Unsupported(f"{self.name}: openvino.convert_model refused the ONNX model: "
                               f"{type(exc).__name__}: {str(exc)[:1500]}") from None
         compiled = self._compile(ov_model)
-        inputs = {name: value for name, value in feeds.items() if name not in weights}
         out = OnnxRuntimeAdapter.outputs(case, run(compiled, inputs))
         out.produced = produced(ov_model, compiled)
         return out

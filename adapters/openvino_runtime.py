@@ -29,12 +29,17 @@ _core = None
 
 
 def core():
-    """One ``openvino.Core`` per process."""
+    """One ``openvino.Core`` per process, with OpenVINO's model cache under
+    ``<cache>/openvino`` (``$LSTM_CONFORMANCE_CACHE`` or ``~/.cache/lstm-conformance``): a second
+    run of the same (derandomized) cases loads the compiled models instead of compiling them."""
     global _core
     if _core is None:
         import openvino
 
+        from .worker_env import cache_dir
+
         _core = openvino.Core()
+        _core.set_property({"CACHE_DIR": str(cache_dir() / "openvino")})
     return _core
 
 
