@@ -190,7 +190,7 @@ KNOWN_ISSUES += [
 KNOWN_ISSUES += [
     KnownIssue(backend, "*", "openvino 2026.4.1 (CPU plugin)", _OPENVINO_SEQUENCE_LENGTHS, when=_padded,
                when_text="cases with a sequence shorter than the padded length")
-    for backend in ("openvino-lstmsequence", "openvino-onnx")
+    for backend in ("openvino-lstmsequence", "openvino-onnx", "openvino-torch")
 ]
 
 
