@@ -33,6 +33,7 @@ BACKENDS: dict[str, str] = {
     "tf1-block": "adapters.tf1_adapter:TF1BlockAdapter",
     "tflite-keras": "adapters.tflite_adapter:TFLiteKerasAdapter",
     "tflite-keras-drq": "adapters.tflite_adapter:TFLiteKerasDRQAdapter",
+    "litert-lstm": "adapters.litert_native_adapter:LiteRTLSTMAdapter",
     "openvino-onnx": "adapters.openvino_adapter:OpenVINOOnnxAdapter",
     "openvino-torch": "adapters.openvino_adapter:OpenVINOTorchAdapter",
     "openvino-lstmsequence": "adapters.openvino_adapter:OpenVINOLSTMSequenceAdapter",

@@ -83,12 +83,13 @@ def produced(model: bytes) -> str:
 class LiteRTModel:
     """One flatbuffer in one interpreter (LiteRT's default op resolver, one thread)."""
 
-    def __init__(self, model: bytes, *, num_threads: int = 1):
+    def __init__(self, model: bytes, *, num_threads: int = 1, signature: bool = True):
         from ai_edge_litert.interpreter import Interpreter
 
         self.model = bytes(model)
         self.interpreter = Interpreter(model_content=self.model, num_threads=num_threads)
-        self.runner = self.interpreter.get_signature_runner()
+        # A model written without a SignatureDef (litert_native_adapter) is driven by tensor index.
+        self.runner = self.interpreter.get_signature_runner() if signature else None
         self._produced = None
 
     @property
