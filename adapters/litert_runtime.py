@@ -62,9 +62,24 @@ def operator_names(model: bytes) -> list[list[str]]:
     return out
 
 
+def int8_tensors(model: bytes) -> int:
+    """How many INT8 tensors the model holds (quantized weights: dynamic-range quantization
+    leaves tensors under its minimum size, 1024 elements, in float32)."""
+    schema = _schema()
+    m = schema.Model.GetRootAs(model, 0)
+    return sum(m.Subgraphs(s).Tensors(k).Type() == schema.TensorType.INT8
+               for s in range(m.SubgraphsLength()) for k in range(m.Subgraphs(s).TensorsLength()))
+
+
 def produced(model: bytes) -> str:
     """What a converter produced, for ``Output.produced``: "UNIDIRECTIONAL_SEQUENCE_LSTM x2 (+ 3
-    other ops)", "WHILE loop (body: 14 ops: ...)", or "unrolled: N ops (...)"."""
+    other ops)", "WHILE loop (body: 14 ops: ...)", or "unrolled: N ops (...)"; ", int8 weights: N"
+    when it holds quantized tensors."""
+    quantized = int8_tensors(model)
+    return _ops_produced(model) + (f", int8 tensors: {quantized}" if quantized else "")
+
+
+def _ops_produced(model: bytes) -> str:
     subgraphs = operator_names(model)
     main = subgraphs[0]
     counts = collections.Counter(op for ops in subgraphs for op in ops)
