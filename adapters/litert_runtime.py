@@ -126,8 +126,11 @@ class LiteRTModel:
         docstring); after ``invoke`` the final state.  Ordered layer by layer, forward before
         backward (PyTorch's h_n order): an op's layer is the number of fused ops upstream of its
         input, and it runs backward when an odd number of REVERSE_V2 ops lie on that path."""
-        ops = [op for op in self._plan() if op["op_name"] == "UNIDIRECTIONAL_SEQUENCE_LSTM"]
-        producers = {int(t): op for op in self._plan() for t in op["outputs"]}
+        plan = self._plan()
+        ops = [op for op in plan if op["op_name"] == "UNIDIRECTIONAL_SEQUENCE_LSTM"]
+        # A delegate's node (XNNPACK takes the CONCATENATION) lists the same outputs as the nodes
+        # it replaced, with its inputs in its own order: the graph is read from the model's nodes.
+        producers = {int(t): op for op in plan if op["op_name"] != "DELEGATE" for t in op["outputs"]}
 
         def place(op) -> tuple[int, bool]:
             tensor, backward = int(op["inputs"][0]), False
@@ -147,8 +150,8 @@ class LiteRTModel:
         return out
 
     def _plan(self) -> list[dict]:
-        """The operators of the main subgraph as the interpreter holds them (without delegates
-        applied, the op list is the flatbuffer's; with XNNPACK, ops it took are DELEGATE nodes)."""
+        """The nodes of the main subgraph as the interpreter holds them: the model's operators,
+        then a DELEGATE node for each group of them a delegate (XNNPACK) took over."""
         return [self.interpreter._get_op_details(k) for k in range(len(self.interpreter._get_ops_details()))]
 
 
