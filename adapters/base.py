@@ -118,6 +118,11 @@ class Case:
         return (f"Case({self.shapes()}, dtype={self.dtype!r}, spec={spec}, initial_state={state}"
                 f"{extra}, origin={self.origin})")
 
+    def _repr_pretty_(self, printer, cycle) -> None:
+        # Hypothesis prints a falsifying example with its pretty printer, which would list a
+        # dataclass field by field (every array); the short form names the seed instead.
+        printer.text(repr(self))
+
     @property
     def params(self) -> LSTMParams:
         """The parameters of a single-layer, single-direction case."""
@@ -244,6 +249,20 @@ class Adapter:
         "recurrent_kernel", and "bias", "recurrent_bias", "peephole", "projection" for the
         params that are set), converted back to the reference packing."""
         raise Unsupported(f"{self.name}: gradients are not implemented")
+
+    def size_plan(self, plan):
+        """The SizePlan (conformance.harness.strategies) to draw this backend's cases with, given
+        the run's ``plan``.  Default: the run's.  A backend whose cost grows with every new shape
+        (a converter that exports one model per structure, at seconds each) may narrow it (fewer
+        examples at scale, fewer distinct sizes) and must say so in its docs; the results record
+        the sizes reached either way ("largest")."""
+        return plan
+
+    def setup_problem(self) -> str | None:
+        """None when the backend can run here; otherwise why not (a prerequisite of the machine is
+        missing: an old CPython, a system library), with the command that fixes it.  The suite
+        then reports the backend "not set up" instead of failing every test."""
+        return None
 
     def identity(self) -> str:
         """What was tested, for a failure report: framework, version and API."""

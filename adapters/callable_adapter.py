@@ -11,8 +11,10 @@ A user exposes their LSTM as a callable::
 The packing of the weights is a :class:`Convention`: the gate order (a permutation of "ifgo"),
 the kernel layout ("D,4H" as Keras, TF and CNTK store it, or "4H,D" as PyTorch and ONNX do), the
 recurrent layout ("H,4H" or "4H,H"), a run-time forget bias added to the forget pre-activation on
-top of the bias (TF1 LSTMCell adds 1.0), the recurrent activation of the i, f, o gates and the
-activation of the candidate and the cell output.  Its packing is an entry like every
+top of the bias (TF1 LSTMCell adds 1.0), the recurrent activation of the i, f, o gates, the
+activation of the candidate and the cell output, and how the 4H axes hold the gates: "gate-major"
+(four blocks of H, as nearly every framework) or "unit-major" (H groups of four, as Chainer's
+``F.lstm``; ``reference.layout``).  Its packing is an entry like every
 framework's (``adapters.packings.callable_packing``).
 
 :func:`call_native` calls the callable with copies of the inputs and validates what it returns.
@@ -34,7 +36,7 @@ import numpy as np
 from reference import LSTMParams, LSTMSpec, lstm_forward
 from reference.activations import ACTIVATIONS, RECURRENT_ACTIVATIONS
 from reference.gates import resolve_gate_order
-from reference.layout import orient
+from reference.layout import orient, permute_params, resolve_packing
 
 from .base import Adapter, BrokenContract, Capabilities, Case, Output
 from .packings import Packing, callable_packing
@@ -54,6 +56,28 @@ _LAYOUT_ALIASES = {
 
 class NativeError(BrokenContract):
     """The callable broke the native-function contract (raised, wrong results); the message says how."""
+
+
+class CallableHung(BaseException):
+    """The callable did not return within its timeout.  A BaseException on purpose: Hypothesis
+    neither shrinks nor replays it (each further call could hang as long), so the run stops at
+    once with this case; the caller reports it as a failed example.  The hung call goes on in a
+    daemon thread, abandoned."""
+
+    def __init__(self, seconds: float, case=None):
+        super().__init__(f"the callable did not return within {seconds:.3g} s")
+        self.seconds = seconds
+        self.case = case
+
+
+#: Seconds a call may take before it counts as hung: this, plus the time of the work at a
+#: pessimistic 1e8 multiply-adds per second (a NumPy loop over small matrices).
+DEFAULT_TIMEOUT = 5.0
+
+
+def call_timeout(base: float, batch: int, steps: int, input_size: int, hidden_size: int) -> float:
+    """The timeout of one call: ``base`` seconds plus the time of its multiply-adds at 1e8 per s."""
+    return base + batch * steps * 4 * hidden_size * (input_size + hidden_size) / 1e8
 
 
 def normalize_layout(value: str, *, argument: str, allowed: tuple[str, ...]) -> str:
@@ -81,9 +105,11 @@ class Convention:
     forget_bias: float = 0.0
     recurrent_activation: str = "sigmoid"
     activation: str = "tanh"
+    packing: str = "gate-major"  # or "unit-major" (reference.layout.GATE_PACKINGS)
 
     def __post_init__(self):
         object.__setattr__(self, "gate_order", resolve_gate_order(self.gate_order, argument="gate_order"))
+        object.__setattr__(self, "packing", resolve_packing(self.packing))
         object.__setattr__(self, "kernel_layout", normalize_layout(
             self.kernel_layout, argument="kernel_layout", allowed=KERNEL_LAYOUTS))
         object.__setattr__(self, "recurrent_layout", normalize_layout(
@@ -101,15 +127,16 @@ class Convention:
         return LSTMSpec(gate_order=self.gate_order, forget_bias=self.forget_bias,
                         recurrent_activation=self.recurrent_activation, activation=self.activation)
 
-    def packing(self) -> Packing:
+    def native_packing(self) -> Packing:
         return callable_packing(self.gate_order, self.kernel_layout, self.recurrent_layout,
-                                forget_bias=self.forget_bias)
+                                forget_bias=self.forget_bias, packing=self.packing)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def describe(self) -> str:
-        text = (f"gate order {self.gate_order}, kernel ({self.kernel_layout}), recurrent "
+        packed = "" if self.packing == "gate-major" else f" {self.packing}"
+        text = (f"gate order {self.gate_order}{packed}, kernel ({self.kernel_layout}), recurrent "
                 f"({self.recurrent_layout}), forget bias {self.forget_bias:.6g}, "
                 f"recurrent activation {self.recurrent_activation}")
         return text + (f", activation {self.activation}" if self.activation != "tanh" else "")
@@ -119,7 +146,8 @@ class Convention:
         text = (f"--gate-order {self.gate_order} --kernel-layout {self.kernel_layout} "
                 f"--recurrent-layout {self.recurrent_layout} --forget-bias "
                 f"{format_number(self.forget_bias)} --recurrent-activation {self.recurrent_activation}")
-        return text + (f" --activation {self.activation}" if self.activation != "tanh" else "")
+        text += f" --activation {self.activation}" if self.activation != "tanh" else ""
+        return text + (f" --packing {self.packing}" if self.packing != "gate-major" else "")
 
 
 def pack(params: LSTMParams, spec_order: str, convention: Convention, *, spec_forget_bias: float = 0.0,
@@ -128,7 +156,7 @@ def pack(params: LSTMParams, spec_order: str, convention: Convention, *, spec_fo
     packed in ``spec_order`` and meant to compute with run-time forget bias ``spec_forget_bias``:
     a second bias is summed into the one bias, a missing bias becomes zeros, and the difference
     between the wanted and the convention's run-time forget bias is folded into the bias."""
-    native = convention.packing().to_native(params, spec_order,
+    native = convention.native_packing().to_native(params, spec_order,
                                             forget_bias=float(spec_forget_bias) - convention.forget_bias)
     return tuple(np.ascontiguousarray(native[k], dtype=dtype) for k in ("kernel", "recurrent_kernel", "bias"))
 
@@ -157,11 +185,13 @@ def _as_array(value, name: str, shape: tuple[int, ...]) -> np.ndarray:
     return array.astype(np.float64)
 
 
-def call_native(fn: Callable, x, h0, c0, kernel, recurrent_kernel, bias, *, dtype="float32"):
+def call_native(fn: Callable, x, h0, c0, kernel, recurrent_kernel, bias, *, dtype="float32",
+                timeout: float | None = None):
     """Call ``fn`` on copies of the inputs cast to ``dtype``; return float64 ``(y, h_T, c_T)``.
 
     Raises NativeError when the call raises, returns anything but three array-likes, or returns
-    arrays of the wrong shape: y (B, T, H), h_T and c_T (B, H) with H = kernel's 4H / 4.
+    arrays of the wrong shape: y (B, T, H), h_T and c_T (B, H) with H = kernel's 4H / 4; and
+    CallableHung when it does not return within ``timeout`` seconds (None: no limit).
     """
     x = np.asarray(x)
     batch, steps = x.shape[0], x.shape[1]
@@ -169,7 +199,9 @@ def call_native(fn: Callable, x, h0, c0, kernel, recurrent_kernel, bias, *, dtyp
     hidden = four_h // 4
     args = [np.array(a, dtype=dtype, copy=True) for a in (x, h0, c0, kernel, recurrent_kernel, bias)]
     try:
-        result = fn(*args)
+        result = fn(*args) if timeout is None else _with_timeout(fn, args, timeout)
+    except CallableHung:
+        raise
     except Exception as exc:
         raise NativeError("the callable raised " + _describe_exception(exc)) from exc
     if isinstance(result, (str, bytes)) or not hasattr(result, "__len__") or hasattr(result, "shape"):
@@ -188,6 +220,28 @@ def call_native(fn: Callable, x, h0, c0, kernel, recurrent_kernel, bias, *, dtyp
     return y, h, c
 
 
+def _with_timeout(fn: Callable, args: list, seconds: float):
+    """``fn(*args)`` in a daemon thread; CallableHung when it has not returned after ``seconds``."""
+    import threading
+
+    outcome: dict = {}
+
+    def call():
+        try:
+            outcome["result"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=call, name="lstm-conformance callable", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise CallableHung(seconds)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
 def reference_callable(convention: Convention, *, output_dtype=None) -> Callable:
     """A native callable that implements ``convention`` with the reference (for tests, demos and
     as the model answer of the contract).  ``output_dtype`` rounds its results (e.g. "float32")."""
@@ -197,6 +251,7 @@ def reference_callable(convention: Convention, *, output_dtype=None) -> Callable
         params = LSTMParams(kernel=orient(kernel, convention.kernel_layout, rows="D"),
                             recurrent_kernel=orient(recurrent_kernel, convention.recurrent_layout, rows="H"),
                             bias=np.asarray(bias))
+        params = permute_params(params, convention.gate_order, convention.gate_order, from_packing=convention.packing)
         y, (h, c) = lstm_forward(x, params, spec, (h0, c0))
         if output_dtype is not None:
             y, h, c = (a.astype(output_dtype) for a in (y, h, c))
@@ -213,17 +268,19 @@ class CallableAdapter(Adapter):
     forget bias and second bias, which the adapter folds into the one bias), in one dtype.
 
     ``rerun``: the command a failure report ends with (``check`` sets it to itself, with the
-    seed); ``{property}`` in it is replaced by the property's name.
+    seed); ``{property}`` in it is replaced by the property's name.  ``timeout``: a call that has
+    not returned after ``call_timeout(timeout, ...)`` seconds raises CallableHung.
     """
 
     framework = "user code"
     bias_convention = "one bias; a second bias and the difference of forget biases folded into it"
 
     def __init__(self, fn: Callable, convention: Convention, *, dtype: str = "float32",
-                 name: str = "callable", rerun: str | None = None):
+                 name: str = "callable", rerun: str | None = None, timeout: float | None = DEFAULT_TIMEOUT):
         if dtype not in DTYPES:
             raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
         self.fn = fn
+        self.timeout = timeout  # the base of each call's timeout (call_timeout); None: no limit
         self.convention = convention
         self.dtype = dtype
         self.name = name
@@ -232,7 +289,7 @@ class CallableAdapter(Adapter):
         self.native_gate_order = convention.gate_order
         self.weight_orientation = (f"kernel ({convention.kernel_layout}), recurrent_kernel "
                                    f"({convention.recurrent_layout}), bias (4H,)")
-        self._packing = convention.packing()
+        self._packing = convention.native_packing()
         self.capabilities = Capabilities(
             dtypes=(dtype,), recurrent_activations=(convention.recurrent_activation,),
             activations=(convention.activation,),
@@ -259,8 +316,15 @@ class CallableAdapter(Adapter):
     def run(self, case: Case) -> Output:
         native = self._native(case)
         h0, c0 = self._state(case)
-        y, h, c = call_native(self.fn, case.x, h0, c0, native["kernel"], native["recurrent_kernel"],
-                              native["bias"], dtype=self.dtype)
+        p = case.params
+        timeout = None if self.timeout is None else call_timeout(self.timeout, case.batch, case.steps,
+                                                                  p.input_size, p.hidden_size)
+        try:
+            y, h, c = call_native(self.fn, case.x, h0, c0, native["kernel"], native["recurrent_kernel"],
+                                  native["bias"], dtype=self.dtype, timeout=timeout)
+        except CallableHung as exc:
+            exc.case = case
+            raise
         return Output(y, [(h, c)])
 
     def report_inputs(self, case: Case):

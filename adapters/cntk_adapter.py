@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Adapter, Capabilities, Case, Output
+from .base import Capabilities, Case
 from .packings import PACKINGS
 from .worker_adapter import WorkerAdapter
 
@@ -52,6 +52,7 @@ class CNTKAdapter(WorkerAdapter):
     weight_orientation = "W (D, 4H), H (H or P, 4H), b (4H,), Ci/Cf/Co (H,), P (H, P)"
     worker_env = "cntk"
     packing = PACKINGS["cntk"]
+    native_step_op = True  # the one-step graph (cntk_worker.py, op "steps")
     capabilities = Capabilities(
         dtypes=("float32", "float64"),  # float16: not on the CPU (see the worker)
         recurrent_activations=("sigmoid",),
@@ -76,10 +77,3 @@ class CNTKAdapter(WorkerAdapter):
             meta["state"] = "constant"  # every row the same: a CNTK Constant expresses it
         return meta
 
-    def run_steps(self, case: Case) -> Output:
-        if len(case.layers) != 1 or case.direction != "forward" or case.lengths is not None:
-            return Adapter.run_steps(self, case)
-        if case.initial_state is None:
-            case = case.replace(initial_state=self.zero_state(case))
-        out = self.call(dict(self.case_meta(case), op="steps"), self.case_arrays(case))
-        return self.to_output(case, out)

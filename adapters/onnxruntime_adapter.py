@@ -59,9 +59,37 @@ ACTIVATIONS = {
 _NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16}
 
 
+def activation_attributes(recurrent_activation: str, activation: str, directions: int) -> dict:
+    """The LSTM node's ``activations`` (f, g, h per direction) with ``activation_alpha`` /
+    ``activation_beta``; empty for the default (Sigmoid, Tanh, Tanh), which is left out."""
+    if (recurrent_activation, activation) == ("sigmoid", "tanh"):
+        return {}
+    f, g = RECURRENT_ACTIVATIONS[recurrent_activation], ACTIVATIONS[activation]
+    attrs: dict = {"activations": []}
+    for name, alpha, beta in (f, g, g) * directions:
+        attrs["activations"].append(name)
+        if alpha is not None:
+            attrs.setdefault("activation_alpha", []).append(alpha)
+            attrs.setdefault("activation_beta", []).append(beta)
+    return attrs
+
+
 def _native_params(params: LSTMParams, spec: LSTMSpec) -> dict[str, np.ndarray]:
     """ONNX W, R, B, (P) of one direction with the run-time forget bias folded into Wb."""
     return PACKINGS["onnx"].to_native(params, spec.gate_order, forget_bias=spec.forget_bias)
+
+
+def inference_session(model: bytes):
+    """An ``onnxruntime.InferenceSession`` of a serialized ModelProto on the CPU execution
+    provider with one thread (the framework call overhead dominates at the suite's sizes) and
+    warnings silenced: how every backend of this project runs an ONNX model in ORT."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 class OnnxRuntimeAdapter(Adapter):
@@ -104,14 +132,7 @@ class OnnxRuntimeAdapter(Adapter):
     def _session(self, key: tuple):
         session = self._sessions.get(key)
         if session is None:
-            model = self._model(*key)
-            options = self._ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3
-            session = self._ort.InferenceSession(model.SerializeToString(), options,
-                                                 providers=["CPUExecutionProvider"])
-            self._sessions[key] = session
+            session = self._sessions[key] = inference_session(self._model(*key).SerializeToString())
         return session
 
     @staticmethod
@@ -121,20 +142,8 @@ class OnnxRuntimeAdapter(Adapter):
 
         elem = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16}[dtype]
         dirs = 2 if direction == "bidirectional" else 1
-        attrs = {"hidden_size": hidden, "direction": direction, "layout": 0}
-        if (recurrent_activation, activation) != ("sigmoid", "tanh"):
-            f = RECURRENT_ACTIVATIONS[recurrent_activation]
-            g = ACTIVATIONS[activation]
-            names, alpha, beta = [], [], []
-            for fn in (f, g, g) * dirs:
-                names.append(fn[0])
-                if fn[1] is not None:
-                    alpha.append(fn[1])
-                    beta.append(fn[2])
-            attrs["activations"] = names
-            if alpha:
-                attrs["activation_alpha"] = alpha
-                attrs["activation_beta"] = beta
+        attrs = {"hidden_size": hidden, "direction": direction, "layout": 0,
+                 **activation_attributes(recurrent_activation, activation, dirs)}
         if clip is not None:
             attrs["clip"] = clip
 
@@ -182,9 +191,13 @@ class OnnxRuntimeAdapter(Adapter):
 
     # ------------------------------------------------------------------ the contract
 
+    def run(self, case: Case) -> Output:
+        key = self.graph_key(case)
+        return self.output(case, self._session(key).run(None, self.feeds(case, key)))
+
     @staticmethod
-    def model_key(case: Case) -> tuple:
-        """The arguments of :meth:`_model` for ``case`` (its graph: shapes, structure, attributes)."""
+    def graph_key(case: Case) -> tuple:
+        """The arguments of :meth:`_model` for ``case``: one graph (and session) per key."""
         spec, p0 = case.spec, case.params
         has_bias = any(p.bias is not None or p.recurrent_bias is not None for d in case.layers for p in d) \
             or bool(spec.forget_bias)
@@ -194,11 +207,11 @@ class OnnxRuntimeAdapter(Adapter):
 
     @staticmethod
     def feeds(case: Case, key: tuple) -> dict[str, np.ndarray]:
-        """The graph inputs of :meth:`_model` ``(*key)`` for ``case``: X, sequence_lens, and per
-        layer the weights and the initial state, in the ONNX packing."""
-        spec = case.spec
+        """The graph's inputs for ``case``: X, sequence_lens, and W, R, B, P, initial_h,
+        initial_c of each layer (directions stacked)."""
+        spec, has_bias = case.spec, key[5]
         np_dtype = _NUMPY_DTYPES[case.dtype]
-        dirs, has_bias = case.num_directions, key[5]
+        dirs = case.num_directions
         feeds = {"X": np.ascontiguousarray(case.x.transpose(1, 0, 2), dtype=np_dtype)}
         if case.lengths is not None:
             feeds["sequence_lens"] = np.asarray(case.lengths, dtype=np.int32)
@@ -216,17 +229,16 @@ class OnnxRuntimeAdapter(Adapter):
         return feeds
 
     @classmethod
-    def exported_model(cls, case: Case, weights: dict | None = None):
+    def exported_model(cls, case: Case):
         """The graph of ``case`` as an exported model holds it: the weights (W_k, R_k, B_k, P_k)
-        moved from graph inputs into initializers.  Returns (ModelProto, the remaining inputs).
-        ``weights`` replaces the case's weight arrays by name (a converter's probe weights)."""
+        moved from graph inputs into initializers (the OpenVINO pipeline converts it; a runtime
+        runs its weights as constants).  Returns (ModelProto, the remaining inputs by name)."""
         from onnx import numpy_helper
 
-        key = cls.model_key(case)
+        key = cls.graph_key(case)
         model = cls._model(*key)
         feeds = cls.feeds(case, key)
         consts = {name: value for name, value in feeds.items() if name.split("_")[0] in ("W", "R", "B", "P")}
-        consts.update(weights or {})
         graph = model.graph
         kept = [i for i in graph.input if i.name not in consts]
         del graph.input[:]
@@ -234,19 +246,15 @@ class OnnxRuntimeAdapter(Adapter):
         graph.initializer.extend(numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items())
         return model, {name: value for name, value in feeds.items() if name not in consts}
 
-    def run(self, case: Case) -> Output:
-        key = self.model_key(case)
-        return self.outputs(case, self._session(key).run(None, self.feeds(case, key)))
-
     @staticmethod
-    def outputs(case: Case, results: list) -> Output:
-        """The graph's outputs (Y of the last layer, then Y_h, Y_c of each layer) as an Output."""
-        dirs, layers = case.num_directions, len(case.layers)
+    def output(case: Case, results) -> Output:
+        """The Output of the graph's outputs: Y (T, dirs, N, H), then Y_h, Y_c of each layer."""
+        dirs = case.num_directions
         y = np.asarray(results[0], dtype=np.float64)  # (T, dirs, N, H)
         steps, _, batch, hidden = y.shape
         y = y.transpose(2, 0, 1, 3).reshape(batch, steps, dirs * hidden)
         finals = []
-        for k in range(layers):
-            y_h, y_c = results[1 + 2 * k], results[2 + 2 * k]
+        for k in range(len(case.layers)):
+            y_h, y_c = np.asarray(results[1 + 2 * k]), np.asarray(results[2 + 2 * k])
             finals += [(np.asarray(y_h[d], np.float64), np.asarray(y_c[d], np.float64)) for d in range(dirs)]
         return Output(y, finals)

@@ -109,7 +109,7 @@ class OpenVINOOnnxAdapter(OpenVINOAdapter):
             raise Unsupported(f"{self.name}: openvino.convert_model refused the ONNX model: "
                               f"{type(exc).__name__}: {str(exc)[:1500]}") from None
         compiled = self._compile(ov_model)
-        out = OnnxRuntimeAdapter.outputs(case, run(compiled, inputs))
+        out = OnnxRuntimeAdapter.output(case, run(compiled, inputs))
         out.produced = produced(ov_model, compiled)
         return out
 

@@ -39,6 +39,15 @@ flax       ``ii/kernel``, ``if/kernel``, ``ig/kernel``, ``io/kernel`` (D, H), no
            ``hi/kernel`` ... ``ho/kernel`` (H, H) and ``hi/bias`` ... ``ho/bias`` (H,): the
            parameter tree of ``flax.linen.LSTMCell`` / ``OptimizedLSTMCell`` flattened with "/".
 flax_nnx   the same with ``if_`` for ``if`` (``flax.nnx.LSTMCell``).
+mxnet      ``i2h_weight`` (4H, D), ``h2h_weight`` (4H, P), ``i2h_bias``, ``h2h_bias`` (4H,),
+           ``h2r_weight`` (P, H) with projection_size: ``gluon.rnn.LSTM``'s ``l<k>_`` / ``r<k>_``
+           parameters and ``gluon.rnn.LSTMCell``'s (python/mxnet/gluon/rnn/rnn_layer.py, rnn_cell.py);
+           gate order ifgo; two biases.  The fused ``RNN`` operator takes all of a stack's arrays
+           as one flat vector: :func:`mxnet_flat_params` / :func:`mxnet_unflat_params`.
+chainer    ``upward/W`` (4H, D), ``upward/b`` (4H,), ``lateral/W`` (4H, H): ``chainer.links.LSTM``
+           (its Linear links ``upward`` with a bias and ``lateral`` without); **unit-major**, gate
+           order a, i, f, o (g, i, f, o): ``F.lstm`` reshapes its (B, 4H) input to (B, H, 4)
+           (chainer/functions/rnn/lstm.py, ``_extract_gates``).
 
 :func:`callable_packing` builds the entry of a user's own LSTM callable (``kernel``,
 ``recurrent_kernel``, ``bias`` in a claimed gate order and orientation), which ``check`` and
@@ -54,7 +63,8 @@ import numpy as np
 
 from reference.gates import GATES, ONNX_PEEPHOLE_ORDER, REFERENCE_PEEPHOLE_ORDER, resolve_gate_order
 from reference.layout import (arrange_biases, join_fused_kernel, join_gates, join_peepholes, orient,
-                              permute_params, split_fused_kernel, split_gates, split_peepholes)
+                              permute_params, resolve_packing, split_fused_kernel, split_gates,
+                              split_peepholes)
 from reference.spec import LSTMParams
 
 #: What a packing can store beyond the kernel, the recurrent kernel and one bias.
@@ -79,9 +89,13 @@ class Packing:
     #: The forget bias the framework adds by itself at run time (its default; 0.0: none).
     runtime_forget_bias: float = 0.0
     holds: frozenset[str] = frozenset()
+    #: How the 4H axes hold the gates: "gate-major" (four blocks of H) or "unit-major" (H groups of
+    #: four, Chainer), see ``reference.layout``.  ``names`` and ``params`` see it already applied.
+    gate_packing: str = "gate-major"
 
     def __post_init__(self):
         object.__setattr__(self, "gate_order", resolve_gate_order(self.gate_order))
+        object.__setattr__(self, "gate_packing", resolve_packing(self.gate_packing, argument="gate_packing"))
         unknown = set(self.holds) - set(EXTRAS)
         if unknown:
             raise ValueError(f"holds: expected names from {EXTRAS}, got {sorted(unknown)}")
@@ -91,8 +105,9 @@ class Packing:
         arranged; ``forget_bias`` is folded into the bias (see ``arrange_biases``)."""
         self.refuse(params)
         p = permute_params(params, gate_order, self.gate_order)
-        return arrange_biases(p, self.gate_order, forget_bias=forget_bias, two_biases=self.two_biases,
-                              bias_optional=self.bias_optional)
+        p = arrange_biases(p, self.gate_order, forget_bias=forget_bias, two_biases=self.two_biases,
+                           bias_optional=self.bias_optional)
+        return permute_params(p, self.gate_order, self.gate_order, to_packing=self.gate_packing)
 
     def to_native(self, params: LSTMParams, gate_order: str, *, forget_bias: float = 0.0) -> dict[str, np.ndarray]:
         """The framework's named arrays for reference ``params`` packed in ``gate_order``.
@@ -103,7 +118,7 @@ class Packing:
 
     def from_native(self, arrays: dict, gate_order: str) -> LSTMParams:
         """Inverse of :meth:`to_native` without a fold: reference params packed in ``gate_order``."""
-        return permute_params(self.params(dict(arrays)), self.gate_order, gate_order)
+        return permute_params(self.params(dict(arrays)), self.gate_order, gate_order, from_packing=self.gate_packing)
 
     def gradients(self, grads: dict, params: LSTMParams, gate_order: str) -> dict[str, np.ndarray]:
         """Gradients with respect to the native arrays (named as :meth:`to_native` names them)
@@ -176,23 +191,29 @@ def _peephole_names(peephole, names: dict[str, str]) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------------------------
 # The frameworks
 
-def _torch_names(p: LSTMParams) -> dict:
-    out = {"weight_ih": orient(p.kernel, "4H,D", rows="D"),
-           "weight_hh": orient(p.recurrent_kernel, "4H,H", rows="H"),
-           "bias_ih": np.array(p.bias), "bias_hh": np.array(p.recurrent_bias)}
-    if p.projection is not None:
-        out["weight_hr"] = np.ascontiguousarray(np.asarray(p.projection).T)
-    return out
+def _transposed(framework: str, kernel: str, recurrent: str, bias: str, recurrent_bias: str, projection: str):
+    """(names, params) of a framework that stores (4H, D) and (4H, P) weights, two biases and a
+    (P, H) projection (PyTorch, MXNet), under its own five names."""
+
+    def names(p: LSTMParams) -> dict:
+        out = {kernel: orient(p.kernel, "4H,D", rows="D"), recurrent: orient(p.recurrent_kernel, "4H,H", rows="H"),
+               bias: np.array(p.bias), recurrent_bias: np.array(p.recurrent_bias)}
+        if p.projection is not None:
+            out[projection] = np.ascontiguousarray(np.asarray(p.projection).T)
+        return out
+
+    def params(arrays: dict) -> LSTMParams:
+        a = _Arrays(arrays, framework)
+        proj = a.take(projection, required=False)
+        return a.done(LSTMParams(kernel=orient(a.take(kernel), "4H,D", rows="D"),
+                                 recurrent_kernel=orient(a.take(recurrent), "4H,H", rows="H"),
+                                 bias=a.take(bias, required=False), recurrent_bias=a.take(recurrent_bias, required=False),
+                                 projection=None if proj is None else proj.T.copy()))
+
+    return names, params
 
 
-def _torch_params(arrays: dict) -> LSTMParams:
-    a = _Arrays(arrays, "torch")
-    projection = a.take("weight_hr", required=False)
-    return a.done(LSTMParams(kernel=orient(a.take("weight_ih"), "4H,D", rows="D"),
-                             recurrent_kernel=orient(a.take("weight_hh"), "4H,H", rows="H"),
-                             bias=a.take("bias_ih", required=False),
-                             recurrent_bias=a.take("bias_hh", required=False),
-                             projection=None if projection is None else projection.T.copy()))
+_torch_names, _torch_params = _transposed("torch", "weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 
 
 def _keras_names(p: LSTMParams) -> dict:
@@ -367,6 +388,49 @@ def _flax(framework: str, forget_input: str):
     return names, params
 
 
+def _chainer_names(p: LSTMParams) -> dict:
+    return {"upward/W": orient(p.kernel, "4H,D", rows="D"), "upward/b": np.array(p.bias),
+            "lateral/W": orient(p.recurrent_kernel, "4H,H", rows="H")}
+
+
+def _chainer_params(arrays: dict) -> LSTMParams:
+    a = _Arrays(arrays, "chainer")
+    return a.done(LSTMParams(kernel=orient(a.take("upward/W"), "4H,D", rows="D"),
+                             recurrent_kernel=orient(a.take("lateral/W"), "4H,H", rows="H"),
+                             bias=a.take("upward/b", required=False)))
+
+
+#: chainer.links.NStepLSTM: one (H, D) / (H, H) matrix and one bias per gate and side, numbered
+#: w0..w3 (input side: i, f, a, o) and w4..w7 (recurrent side), b0..b7 alike
+#: (chainer/functions/rnn/n_step_lstm.py, n_step_lstm's docstring and _lstm).
+CHAINER_NSTEP_GATES = "ifgo"
+
+
+def _chainer_nstep_names(p: LSTMParams) -> dict:
+    out = {}
+    for side, (weights, bias) in enumerate(((p.kernel, p.bias), (p.recurrent_kernel, p.recurrent_bias))):
+        w_blocks, b_blocks = split_gates(weights, CHAINER_NSTEP_GATES), split_gates(bias, CHAINER_NSTEP_GATES)
+        for k, g in enumerate(CHAINER_NSTEP_GATES):
+            out[f"w{4 * side + k}"] = np.ascontiguousarray(w_blocks[g].T)
+            out[f"b{4 * side + k}"] = b_blocks[g]
+    return out
+
+
+def _chainer_nstep_params(arrays: dict) -> LSTMParams:
+    a = _Arrays(arrays, "chainer_nstep")
+    sides = []
+    for side in range(2):
+        w = {g: a.take(f"w{4 * side + k}").T for k, g in enumerate(CHAINER_NSTEP_GATES)}
+        b = {g: a.take(f"b{4 * side + k}", required=False) for k, g in enumerate(CHAINER_NSTEP_GATES)}
+        present = [g for g in b if b[g] is not None]
+        if present and len(present) != 4:
+            raise ValueError(f"weights: expected all of b{4 * side}..b{4 * side + 3} or none, got "
+                             f"{[f'b{4 * side + CHAINER_NSTEP_GATES.index(g)}' for g in present]}")
+        sides.append((join_gates(w, CHAINER_NSTEP_GATES), join_gates(b, CHAINER_NSTEP_GATES) if present else None))
+    return a.done(LSTMParams(kernel=sides[0][0], recurrent_kernel=sides[1][0], bias=sides[0][1],
+                             recurrent_bias=sides[1][1]))
+
+
 PACKINGS: dict[str, Packing] = {
     p.name: p for p in (
         Packing("torch", "torch", _torch_names, _torch_params, two_biases=True,
@@ -386,6 +450,12 @@ PACKINGS: dict[str, Packing] = {
                 holds=frozenset({"peephole", "projection"})),
         Packing("flax", "ifgo", *_flax("flax", "f")),
         Packing("flax_nnx", "ifgo", *_flax("flax_nnx", "f_")),
+        Packing("mxnet", "mxnet", *_transposed("mxnet", "i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias",
+                                               "h2r_weight"),
+                two_biases=True, holds=frozenset({"recurrent_bias", "projection"})),
+        Packing("chainer", "chainer", _chainer_names, _chainer_params, gate_packing="unit-major"),
+        Packing("chainer_nstep", CHAINER_NSTEP_GATES, _chainer_nstep_names, _chainer_nstep_params,
+                two_biases=True, holds=frozenset({"recurrent_bias"})),
     )
 }
 
@@ -396,10 +466,11 @@ def holding(extra: str) -> str:
 
 
 def callable_packing(gate_order: str, kernel_layout: str = "D,4H", recurrent_layout: str = "H,4H", *,
-                     forget_bias: float = 0.0) -> Packing:
+                     forget_bias: float = 0.0, packing: str = "gate-major") -> Packing:
     """The packing of a user's LSTM callable (the native-function contract of ``check`` and
     ``detect``): ``kernel`` (D, 4H) or (4H, D), ``recurrent_kernel`` (H, 4H) or (4H, H), one
-    ``bias`` (4H,), gate blocks in ``gate_order``; ``forget_bias`` is what it adds at run time."""
+    ``bias`` (4H,), gates in ``gate_order`` along the 4H axes, packed ``packing`` (gate-major
+    blocks or unit-major groups); ``forget_bias`` is what it adds at run time."""
 
     def names(p: LSTMParams) -> dict:
         return {"kernel": orient(p.kernel, kernel_layout, rows="D"),
@@ -412,5 +483,54 @@ def callable_packing(gate_order: str, kernel_layout: str = "D,4H", recurrent_lay
                                  recurrent_kernel=orient(a.take("recurrent_kernel"), recurrent_layout, rows="H"),
                                  bias=a.take("bias", required=False)))
 
-    return Packing(f"callable ({gate_order}, {kernel_layout}, {recurrent_layout})", gate_order, names, params,
-                   runtime_forget_bias=float(forget_bias))
+    packing = resolve_packing(packing)
+    what = "" if packing == "gate-major" else f" {packing}"
+    return Packing(f"callable ({gate_order}{what}, {kernel_layout}, {recurrent_layout})", gate_order, names, params,
+                   runtime_forget_bias=float(forget_bias), gate_packing=packing)
+
+
+# --------------------------------------------------------------------------------------------
+# MXNet's fused RNN operator: one flat parameter vector for a whole stack
+
+def _mxnet_flat_order(num_layers: int, num_directions: int, projection: bool):
+    """(layer, direction, native name) in the order of the fused RNN operator's parameter vector:
+    every weight, layer by layer, direction by direction (i2h, h2h, and h2r with a projection),
+    then every bias in the same order (i2h, h2h): gluon.rnn.LSTM's ``_forward_kernel``
+    (python/mxnet/gluon/rnn/rnn_layer.py) concatenates exactly these, each flattened row-major."""
+    groups = (("i2h_weight", "h2h_weight") + (("h2r_weight",) if projection else ()), ("i2h_bias", "h2h_bias"))
+    return [(k, d, name) for names in groups for k in range(num_layers) for d in range(num_directions)
+            for name in names]
+
+
+def mxnet_flat_params(layers: list[list[dict]]) -> np.ndarray:
+    """The fused RNN operator's parameter vector from ``layers[k][d]``, the "mxnet" named arrays
+    (``PACKINGS["mxnet"].to_native``) of every layer and direction."""
+    projection = "h2r_weight" in layers[0][0]
+    order = _mxnet_flat_order(len(layers), len(layers[0]), projection)
+    return np.concatenate([np.asarray(layers[k][d][name]).ravel() for k, d, name in order])
+
+
+def mxnet_unflat_params(flat, *, input_size: int, hidden_size: int, num_layers: int, num_directions: int,
+                        projection_size: int | None = None) -> list[list[dict]]:
+    """Inverse of :func:`mxnet_flat_params`: ``layers[k][d]`` "mxnet" named arrays.  ValueError
+    when ``flat`` does not have the operator's size for these shapes."""
+    out_size = projection_size or hidden_size
+    flat = np.asarray(flat)
+
+    def shape(k, name):
+        return {"i2h_weight": (4 * hidden_size, input_size if k == 0 else out_size * num_directions),
+                "h2h_weight": (4 * hidden_size, out_size), "h2r_weight": (out_size, hidden_size)}.get(
+                    name, (4 * hidden_size,))
+
+    order = _mxnet_flat_order(num_layers, num_directions, projection_size is not None)
+    sizes = [int(np.prod(shape(k, name))) for k, _, name in order]
+    if flat.ndim != 1 or flat.size != sum(sizes):
+        raise ValueError(f"flat: expected a vector of {sum(sizes)} elements for {num_layers} layer(s), "
+                         f"{num_directions} direction(s), input size {input_size}, hidden size {hidden_size}, "
+                         f"projection size {projection_size}, got shape {flat.shape}")
+    layers = [[{} for _ in range(num_directions)] for _ in range(num_layers)]
+    start = 0
+    for (k, d, name), size in zip(order, sizes):
+        layers[k][d][name] = flat[start:start + size].reshape(shape(k, name)).copy()
+        start += size
+    return layers

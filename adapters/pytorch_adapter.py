@@ -203,20 +203,31 @@ class TorchLSTMAdapter(Adapter):
             state = (self._tensor(np.stack(hs), dtype), self._tensor(np.stack(cs), dtype))
         return module, x, state, reverse_only
 
-    def _forward(self, case: Case, module, x, state):
+    def _forward(self, case: Case, module, x, state, lengths=None):
+        """(y batch-major, h_n, c_n) of ``module`` on ``x``; ``lengths``: a tensor instead of
+        ``case.lengths`` (an exported model takes them as an input)."""
         torch = self._torch
-        if case.lengths is None:
+        if lengths is None and case.lengths is not None:
+            lengths = torch.as_tensor(np.asarray(case.lengths, dtype=np.int64))
+        if lengths is None:
             y, (h_n, c_n) = module(x, state)
         else:
-            lengths = torch.as_tensor(np.asarray(case.lengths, dtype=np.int64))
             packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=self.batch_first,
                                                              enforce_sorted=False)
             out, (h_n, c_n) = module(packed, state)
             y, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=self.batch_first,
-                                                          total_length=case.steps)
+                                                          total_length=x.shape[1 if self.batch_first else 0])
         if not self.batch_first:
             y = y.transpose(0, 1)
         return y, h_n, c_n[..., :case.params.hidden_size]
+
+    def _output(self, case: Case, y, h_n, c_n, reverse_only: bool) -> Output:
+        """The Output of ``_forward``'s results (tensors or arrays): a reverse-only case keeps the
+        backward half of the bidirectional layer it ran as."""
+        y, h_n, c_n = (self._numpy(self._torch.as_tensor(a)) for a in (y, h_n, c_n))
+        if reverse_only:
+            return Output(y[..., case.params.output_size:], [(h_n[1], c_n[1])])
+        return Output(y, [(h_n[k], c_n[k]) for k in range(h_n.shape[0])])
 
     # ------------------------------------------------------------------ the contract
 
@@ -225,15 +236,6 @@ class TorchLSTMAdapter(Adapter):
         with self._torch.inference_mode():
             y, h_n, c_n = self._forward(case, module, x, state)
         return self._output(case, y, h_n, c_n, reverse_only)
-
-    def _output(self, case: Case, y, h_n, c_n, reverse_only: bool) -> Output:
-        """:meth:`_forward`'s results (tensors or arrays) as an Output: a reverse-only case keeps
-        the backward half of the bidirectional layer it ran as."""
-        if reverse_only:
-            out_size = case.params.output_size
-            return Output(self._numpy(y[..., out_size:]), [(self._numpy(h_n[1]), self._numpy(c_n[1]))])
-        finals = [(self._numpy(h_n[k]), self._numpy(c_n[k])) for k in range(h_n.shape[0])]
-        return Output(self._numpy(y), finals)
 
     def run_steps(self, case: Case) -> Output:
         """torch.nn.LSTMCell driven one step at a time, (h, c) fed back into each call.

@@ -43,9 +43,7 @@ to "sigmoid".
 
 from __future__ import annotations
 
-import numpy as np
-
-from .base import Adapter, Capabilities, Case, Output
+from .base import Capabilities
 from .packings import PACKINGS
 from .worker_adapter import WorkerAdapter
 
@@ -65,33 +63,8 @@ class _TF1Adapter(WorkerAdapter):
                        "bias is folded into the bias by the adapter")
     weight_orientation = "kernel (D + P, 4H) on concat([x, h]), bias (4H,)"
     api_name = "dynamic_rnn"
-
-    @property
-    def worker_options(self) -> dict:
-        return {"api": self.api_name}
-
-    def _single(self, case: Case) -> bool:
-        return len(case.layers) == 1 and case.direction == "forward" and case.lengths is None
-
-    def run_steps(self, case: Case) -> Output:
-        if not self._single(case):
-            return Adapter.run_steps(self, case)
-        if case.initial_state is None:
-            case = case.replace(initial_state=self.zero_state(case))
-        return self.to_output(case, self.call(dict(self.case_meta(case), op="steps"), self.case_arrays(case)))
-
-    def run_stream(self, case: Case, chunks: list[int]) -> tuple[list[Output], Output]:
-        """The state carried by assign ops into non-trainable variables, then the reset op."""
-        if not self._single(case):
-            return Adapter.run_stream(self, case, chunks)
-        meta = dict(self.case_meta(case), op="stream", chunks=[int(n) for n in chunks], state=None)
-        out = self.call(meta, self.case_arrays(case))
-
-        def output(suffix):
-            return Output(np.asarray(out[f"y_{suffix}"], np.float64),
-                          [(np.asarray(out[f"h_{suffix}"], np.float64), np.asarray(out[f"c_{suffix}"], np.float64))])
-
-        return [output(k) for k in range(len(chunks))], output("reset")
+    native_step_op = True  # the cell called directly (tf1_worker.py, op "steps")
+    native_stream_op = True  # the state in variables, assign and reset ops (op "stream")
 
     def facts(self) -> dict:
         """The Keras recurrent-activation defaults next to TF 1.15 (see the module docstring)."""
@@ -100,7 +73,8 @@ class _TF1Adapter(WorkerAdapter):
 
     def describe(self) -> dict:
         out = super().describe()
-        out["facts"] = self.facts()
+        if "setup_problem" not in out:
+            out["facts"] = self.facts()
         return out
 
 
@@ -131,6 +105,7 @@ class TF1LSTMCellStaticAdapter(TF1LSTMCellAdapter):
     name = "tf1-lstmcell-static"
     api = "tf.nn.rnn_cell.LSTMCell + tf.nn.static_rnn"
     api_name = "static_rnn"
+    native_stream_op = False
     capabilities = Capabilities(
         dtypes=TF1LSTMCellAdapter.capabilities.dtypes,
         recurrent_activations=("sigmoid",),
@@ -143,9 +118,6 @@ class TF1LSTMCellStaticAdapter(TF1LSTMCellAdapter):
         why_not={**_WHY_NOT, "stateful": "a static unroll has no graph for chunks of every length "
                                           "(tf1-lstmcell exercises the stateful pattern)"},
     )
-
-    def run_stream(self, case: Case, chunks: list[int]) -> tuple[list[Output], Output]:
-        return Adapter.run_stream(self, case, chunks)
 
 
 class TF1BlockAdapter(_TF1Adapter):

@@ -1,4 +1,5 @@
-"""Base class of the adapters whose framework runs in a worker process (CNTK 2.7, TF 1.15).
+"""Base class of the adapters whose framework runs in a worker process (CNTK 2.7, TF 1.15, MXNet 1.9,
+Chainer 7.8).
 
 The host converts the reference parameters to the native packing (through reference.layout, in
 the subclass's ``native_arrays``), sends them with the case as one frame, and turns the reply
@@ -38,8 +39,13 @@ class WorkerAdapter(Adapter):
 
     worker_env: str = "?"
     packing: Packing
-    #: Extra keys sent with every request (e.g. which API variant the worker builds).
-    worker_options: dict = {}
+    #: Which API variant the worker builds, sent with every request as "api" (None: the only one).
+    api_name: str | None = None
+
+    @property
+    def worker_options(self) -> dict:
+        """Extra keys sent with every request."""
+        return {"api": self.api_name} if self.api_name else {}
 
     def __init__(self, *, timeout: float | None = None):
         self._worker: Worker | None = None
@@ -81,11 +87,25 @@ class WorkerAdapter(Adapter):
                                            str(item.get("traceback", ""))))
         return results
 
+    def setup_problem(self) -> str | None:
+        """Diagnosed once per adapter (the checks start interpreters)."""
+        if not hasattr(self, "_setup_problem"):
+            from .worker_env import diagnose
+
+            self._setup_problem = diagnose(self.worker_env)
+        return self._setup_problem
+
     def version(self) -> str:
+        if self.setup_problem():
+            return "not set up"
         return str(self.worker().start().get("version", "unknown"))
 
     def describe(self) -> dict:
         out = super().describe()
+        problem = self.setup_problem()
+        if problem:
+            out["setup_problem"] = problem
+            return out
         hello = self.worker().start()
         out["worker"] = {"python": hello.get("python"), "numpy": hello.get("numpy"),
                          "interpreter": self.worker().config.command[0]}
@@ -156,11 +176,58 @@ class WorkerAdapter(Adapter):
         arrays = self.case_arrays(case)
         arrays.update(dy=np.asarray(dy, dtype), dh=np.asarray(dh, dtype), dc=np.asarray(dc, dtype))
         out = self.call(dict(self.case_meta(case), op="gradients", state="data"), arrays)
-        # The worker answers the gradient of every native weight as "param.<native name>".
-        native = {k[len("param."):]: v for k, v in out.items() if k.startswith("param.")}
         grads = {"x": out["x"], "h0": out["h0"], "c0": out["c0"]}
-        grads.update(self.packing.gradients(native, case.params, case.spec.gate_order))
+        grads.update(self.packing.gradients(self.native_weight_gradients(case, out), case.params,
+                                            case.spec.gate_order))
         return {k: np.asarray(v, np.float64) for k, v in grads.items()}
+
+    def native_weight_gradients(self, case: Case, out: dict) -> dict[str, np.ndarray]:
+        """The gradients of the native weights, by native name, from the worker's reply: it
+        answers each as "param.<native name>" (an adapter that sends its weights otherwise, e.g.
+        as MXNet's one flat vector, takes them apart here)."""
+        return {k[len("param."):]: v for k, v in out.items() if k.startswith("param.")}
 
     def run(self, case: Case) -> Output:
         return self.to_output(case, self.call(dict(self.case_meta(case), op="run"), self.case_arrays(case)))
+
+    # ---- the framework's own step and state APIs, driven inside the worker (one round trip)
+
+    #: The worker has a "steps" op (the framework's single-step API, the state fed back) and a
+    #: "stream" op (the framework carries the state itself between calls, then resets it); both
+    #: serve one forward layer without lengths (:meth:`native_for`), the rest runs the defaults.
+    native_step_op: bool = False
+    native_stream_op: bool = False
+
+    def native_for(self, case: Case) -> bool:
+        """Whether the steps and stream ops serve ``case``: one forward layer without lengths."""
+        return len(case.layers) == 1 and case.direction == "forward" and case.lengths is None
+
+    def run_steps(self, case: Case) -> Output:
+        if self.native_step_op and self.native_for(case):
+            return self.native_steps(case)
+        return Adapter.run_steps(self, case)
+
+    def run_stream(self, case: Case, chunks: list[int]) -> tuple[list[Output], Output]:
+        if self.native_stream_op and self.native_for(case):
+            return self.native_stream(case, chunks)
+        return Adapter.run_stream(self, case, chunks)
+
+    def native_steps(self, case: Case) -> Output:
+        """Request "steps": the worker drives the framework's single-step API over the sequence
+        with each returned state fed back (zeros when the case has no initial state)."""
+        if case.initial_state is None:
+            case = case.replace(initial_state=self.zero_state(case))
+        return self.to_output(case, self.call(dict(self.case_meta(case), op="steps"), self.case_arrays(case)))
+
+    def native_stream(self, case: Case, chunks: list[int]) -> tuple[list[Output], Output]:
+        """Request "stream": the worker feeds the chunks with the state carried by the framework
+        itself, resets it, and runs the first chunk again; replies y_<k>, h_<k>, c_<k> per chunk
+        and y_reset, h_reset, c_reset."""
+        meta = dict(self.case_meta(case), op="stream", chunks=[int(n) for n in chunks], state=None)
+        out = self.call(meta, self.case_arrays(case))
+
+        def output(suffix):
+            return Output(np.asarray(out[f"y_{suffix}"], np.float64),
+                          [(np.asarray(out[f"h_{suffix}"], np.float64), np.asarray(out[f"c_{suffix}"], np.float64))])
+
+        return [output(k) for k in range(len(chunks))], output("reset")

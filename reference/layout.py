@@ -2,7 +2,18 @@
 
 The reference packing (LSTMParams): kernel (D, 4H), recurrent_kernel (H or P, 4H), bias (4H,),
 optional recurrent_bias (4H,), peephole (3, H) ordered i, f, o, projection (H, P); gate blocks in
-the order the LSTMSpec names.  Every function here returns new arrays and has an inverse; the
+the order the LSTMSpec names.
+
+How the 4H axis holds the gates (``GATE_PACKINGS``):
+
+gate-major  four blocks of H, one per gate, in the gate order: element ``k * H + u`` is gate
+            ``order[k]`` of unit ``u``.  The reference and almost every framework.
+unit-major  H groups of four, one per unit, the gates of a group in the gate order: element
+            ``u * 4 + k`` is gate ``order[k]`` of unit ``u`` (the 4H axis is really (H, 4)).
+            Chainer's ``F.lstm`` splits its input this way, in the order a, i, f, o
+            (chainer/functions/rnn/lstm.py, ``_extract_gates``: ``x.reshape(len(x), H, 4)``).
+
+With H = 1 the two packings are the same array.  Every function here returns new arrays and has an inverse; the
 round trips are exact (permutations, transposes, splits and concatenations only, apart from the
 bias folds, which are additions).
 
@@ -18,12 +29,76 @@ from .gates import GATES, REFERENCE_PEEPHOLE_ORDER, permute_gates, resolve_gate_
 from .spec import LSTMParams
 
 
-def permute_params(params: LSTMParams, from_order: str, to_order: str) -> LSTMParams:
-    """The same weights with every 4H axis re-packed from ``from_order`` to ``to_order``."""
+#: The ways a 4H axis holds the four gates (see the module docstring).
+GATE_PACKINGS = ("gate-major", "unit-major")
+#: The gate-order presets (reference.gates.GATE_ORDER_PRESETS) whose framework packs unit-major;
+#: every other preset is gate-major.
+PRESET_PACKINGS = {"chainer": "unit-major"}
+#: The arrays of LSTMParams that have a 4H axis (their last).
+FOUR_H_ARRAYS = ("kernel", "recurrent_kernel", "bias", "recurrent_bias")
+
+
+def resolve_packing(packing: str, *, argument: str = "packing") -> str:
+    """The canonical packing name ("gate-major" or "unit-major"); "gate_major", "GATE-MAJOR" are
+    accepted.  ValueError naming ``argument`` for anything else."""
+    key = str(packing).strip().lower().replace("_", "-") if isinstance(packing, str) else None
+    if key not in GATE_PACKINGS:
+        raise ValueError(f"{argument}: expected one of {list(GATE_PACKINGS)}, got {packing!r}")
+    return key
+
+
+def _gate_axis(array, axis: int, argument: str) -> tuple[np.ndarray, int, int]:
+    array = np.asarray(array)
+    if array.ndim == 0:
+        raise ValueError(f"{argument}: expected an array with a 4H axis, got a scalar")
+    if not -array.ndim <= axis < array.ndim:
+        raise ValueError(f"{argument}: axis {axis} out of range for an array of shape {array.shape}")
+    axis %= array.ndim
+    size = array.shape[axis]
+    if size == 0 or size % 4:
+        raise ValueError(f"{argument}: expected axis {axis} to have size 4H (a positive multiple of 4), "
+                         f"got {size} (shape {array.shape})")
+    return array, axis, size // 4
+
+
+def to_unit_major(array, *, axis: int = -1) -> np.ndarray:
+    """A gate-major 4H axis (4, H) re-packed unit-major (H, 4); the gate order is kept."""
+    array, axis, hidden = _gate_axis(array, axis, "array")
+    moved = np.moveaxis(array, axis, -1)
+    out = moved.reshape(moved.shape[:-1] + (4, hidden)).swapaxes(-1, -2).reshape(moved.shape)
+    return np.ascontiguousarray(np.moveaxis(out, -1, axis))
+
+
+def to_gate_major(array, *, axis: int = -1) -> np.ndarray:
+    """Inverse of :func:`to_unit_major`: a unit-major 4H axis (H, 4) re-packed gate-major (4, H)."""
+    array, axis, hidden = _gate_axis(array, axis, "array")
+    moved = np.moveaxis(array, axis, -1)
+    out = moved.reshape(moved.shape[:-1] + (hidden, 4)).swapaxes(-1, -2).reshape(moved.shape)
+    return np.ascontiguousarray(np.moveaxis(out, -1, axis))
+
+
+def repack_gates(array, from_order: str, to_order: str, *, from_packing: str = "gate-major",
+                 to_packing: str = "gate-major", axis: int = -1) -> np.ndarray:
+    """The 4H axis of ``array`` re-packed from (``from_order``, ``from_packing``) to (``to_order``,
+    ``to_packing``): a permutation of its elements, so the round trip is exact."""
+    from_packing = resolve_packing(from_packing, argument="from_packing")
+    to_packing = resolve_packing(to_packing, argument="to_packing")
+    array = np.asarray(array)
+    if from_packing == "unit-major":
+        array = to_gate_major(array, axis=axis)
+    array = permute_gates(array, from_order, to_order, axis=axis)
+    return to_unit_major(array, axis=axis) if to_packing == "unit-major" else array
+
+
+def permute_params(params: LSTMParams, from_order: str, to_order: str, *, from_packing: str = "gate-major",
+                   to_packing: str = "gate-major") -> LSTMParams:
+    """The same weights with every 4H axis re-packed from ``from_order`` to ``to_order`` (and from
+    ``from_packing`` to ``to_packing``, see :func:`repack_gates`)."""
     out = params.arrays()
-    for name in ("kernel", "recurrent_kernel", "bias", "recurrent_bias"):
+    for name in FOUR_H_ARRAYS:
         if name in out:
-            out[name] = permute_gates(out[name], from_order, to_order)
+            out[name] = repack_gates(out[name], from_order, to_order, from_packing=from_packing,
+                                     to_packing=to_packing)
     return LSTMParams(**out)
 
 
@@ -133,20 +208,24 @@ def join_fused_kernel(kernel, recurrent_kernel) -> np.ndarray:
     return np.concatenate([kernel, recurrent_kernel], axis=0)
 
 
-def split_gates(array, gate_order: str, *, axis: int = -1) -> dict[str, np.ndarray]:
-    """The four gate blocks of ``array`` by letter (Flax keeps one Dense layer per gate)."""
+def split_gates(array, gate_order: str, *, axis: int = -1, packing: str = "gate-major") -> dict[str, np.ndarray]:
+    """The four gate blocks of ``array`` by letter (Flax keeps one Dense layer per gate); a
+    unit-major ``array`` is re-packed gate-major first."""
     order = resolve_gate_order(gate_order)
+    if resolve_packing(packing) == "unit-major":
+        array = to_gate_major(array, axis=axis)
     blocks = np.split(np.asarray(array), 4, axis=axis)
     return {gate: blocks[order.index(gate)].copy() for gate in GATES}
 
 
-def join_gates(blocks: dict, gate_order: str, *, axis: int = -1) -> np.ndarray:
+def join_gates(blocks: dict, gate_order: str, *, axis: int = -1, packing: str = "gate-major") -> np.ndarray:
     """Inverse of :func:`split_gates`."""
     order = resolve_gate_order(gate_order)
     missing = set(GATES) - set(blocks)
     if missing:
         raise ValueError(f"blocks: expected the gates {list(GATES)}, missing {sorted(missing)}")
-    return np.concatenate([np.asarray(blocks[g]) for g in order], axis=axis)
+    joined = np.concatenate([np.asarray(blocks[g]) for g in order], axis=axis)
+    return to_unit_major(joined, axis=axis) if resolve_packing(packing) == "unit-major" else joined
 
 
 def _four_h(array, argument):

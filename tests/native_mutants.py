@@ -52,7 +52,8 @@ def implementation(convention, dtype=np.float32):
 
 def _lstm(x, h0, c0, kernel, recurrent_kernel, bias, *, order="igfo", forget_bias=1.0, carry_h=True,
           carry_c=True, cell_clip=None, clip_carried_only=None, reshape_kernel=False, ract=_sigmoid,
-          nan_at=None, raise_after=None, dtype=np.float64):
+          nan_at=None, raise_after=None, dtype=np.float64, swap_units_from=None, swap_rows_from=None,
+          reset_at=None):
     x, h, c = (np.asarray(a, dtype) for a in (x, h0, c0))
     kernel, recurrent_kernel, bias = (np.asarray(a, dtype) for a in (kernel, recurrent_kernel, bias))
     if reshape_kernel:  # written for a (4H, D) kernel, "transposed" with reshape: a classic bug
@@ -61,10 +62,18 @@ def _lstm(x, h0, c0, kernel, recurrent_kernel, bias, *, order="igfo", forget_bia
         raise RuntimeError(f"sequences longer than {raise_after} steps are not supported")
     ys = []
     for t in range(x.shape[1]):
+        if reset_at is not None and t == reset_at:  # a chunked loop that loses the state at a chunk boundary
+            h, c = np.zeros_like(h), np.zeros_like(c)
         h_in = h if carry_h or t == 0 else np.asarray(h0, dtype)
         c_in = c if carry_c or t == 0 else np.asarray(c0, dtype)
         z = x[:, t] @ kernel + h_in @ recurrent_kernel + bias
         gates = split_gates(z, order)
+        if swap_units_from is not None:  # a SIMD tail past the first units reads f and g crossed
+            f, g = gates["f"].copy(), gates["g"].copy()
+            gates["f"][:, swap_units_from:], gates["g"][:, swap_units_from:] = g[:, swap_units_from:], f[:, swap_units_from:]
+        if swap_rows_from is not None:  # a second thread's rows read f and g crossed
+            f, g = gates["f"].copy(), gates["g"].copy()
+            gates["f"][swap_rows_from:], gates["g"][swap_rows_from:] = g[swap_rows_from:], f[swap_rows_from:]
         c = ract(gates["f"] + forget_bias) * c_in + ract(gates["i"]) * np.tanh(gates["g"])
         if cell_clip is not None:
             c = np.clip(c, -cell_clip, cell_clip)
@@ -93,6 +102,10 @@ MUTANTS = {
     "hard_sigmoid_keras2": (partial(_lstm, ract=_hard_sigmoid_keras2), "Keras 2's hard sigmoid for i, f, o"),
     "nan_at_step_2": (partial(_lstm, nan_at=2), "NaN from time step 2"),
     "raises_on_long": (partial(_lstm, raise_after=16), "raises on sequences longer than 16 steps"),
+    # Right on small shapes, wrong past a size boundary.
+    "units_past_16": (partial(_lstm, swap_units_from=16), "f and g crossed for units 16 and above"),
+    "rows_past_16": (partial(_lstm, swap_rows_from=16), "f and g crossed for batch rows 16 and above"),
+    "state_lost_at_step_32": (partial(_lstm, reset_at=32), "the state reset to zero at step 32"),
 }
 
 #: A conforming implementation written for a (4H, D) kernel and its broken twin.
@@ -139,3 +152,19 @@ def wrong_shapes(x, h0, c0, kernel, recurrent_kernel, bias):
 def two_results(x, h0, c0, kernel, recurrent_kernel, bias):
     y, h, c = _lstm(x, h0, c0, kernel, recurrent_kernel, bias)
     return y, (h, c)
+
+
+def hangs_on_long(x, h0, c0, kernel, recurrent_kernel, bias):
+    """Right, but never returns for sequences longer than 16 steps (a loop that does not end)."""
+    import time
+
+    if np.shape(x)[1] > 16:
+        while True:
+            time.sleep(0.05)
+    return _lstm(x, h0, c0, kernel, recurrent_kernel, bias)
+
+
+def keras2_lstm(x, h0, c0, kernel, recurrent_kernel, bias):
+    """Keras 2's LSTM: gate order ifgo, Keras 2's hard_sigmoid (0.2 x + 0.5), no forget bias."""
+    return _lstm(x, h0, c0, kernel, recurrent_kernel, bias, order="ifgo", forget_bias=0.0,
+                 ract=_hard_sigmoid_keras2)

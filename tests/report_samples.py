@@ -36,6 +36,7 @@ def backend_doc(backend, framework, version, rows, fixtures=()):
         "adapter": {"name": backend, "framework": framework, "version": version, "api": f"{framework}.LSTM",
                     "native_gate_order": "ifgo"},
         "hypothesis_profile": "ci", "python": "3.11.7", "platform": "Linux", "finished": "2026-01-01T00:00:00",
+        "run": {"commit": "0123456789abcdef0123", "tox_env": backend, "command": f"pytest conformance/suite --backend {backend}"},
         "properties": list(rows), "fixtures": list(fixtures),
     }
 

@@ -97,3 +97,14 @@ def test_the_tools_start_without_hypothesis(command):
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
     assert "usage:" in proc.stdout
+
+
+@pytest.mark.parametrize("command", ["report", "convert", "check", "detect", "setup", "port"])
+def test_every_help_is_plain_text_and_states_the_exit_statuses(command):
+    """-h prints no reST markup (``x``) and no Python tuple repr, and says the exit statuses."""
+    proc = subprocess.run([sys.executable, "-m", "conformance", command, "-h"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert "``" not in proc.stdout and "('" not in proc.stdout
+    assert "exit status: 0" in " ".join(proc.stdout.split()) and "3 a usage, setup or input error" in \
+        " ".join(proc.stdout.split())

@@ -12,7 +12,7 @@ import pytest
 import native_mutants as nm
 from conformance.cli import main
 from conformance.harness.properties import PROPERTIES
-from conformance.tools.check import check
+from conformance.tools.check import check, hint_for, render
 from adapters.callable_adapter import Convention, reference_callable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ def test_conforming_callables_pass(fn, conv, dtype):
 
 #: The suite's properties a bare callable (one forward layer, sigmoid, tanh, float32) expresses.
 BARE = ("forward_parity", "initial_state", "state_transfer", "step_by_step", "streaming", "forget_bias",
-        "recurrent_bias", "long_sequence", "option_combinations")
+        "recurrent_bias", "long_sequence", "option_combinations", "scale")
 
 
 def _convention_of(fn):
@@ -77,6 +77,24 @@ def test_mutants_are_caught(name):
     assert len(failed) == len(properties), f"{name} ({what}) was not caught by " + str(
         [r["property"] for r in report.rows if r["status"] == "pass"])
     assert all(text in r["message"] for r in failed), failed[0]["message"]
+
+
+SIZE_MUTANTS = ("units_past_16", "rows_past_16", "state_lost_at_step_32")
+
+
+@pytest.mark.parametrize("name", SIZE_MUTANTS)
+def test_default_check_catches_bugs_past_a_size_boundary(name):
+    """With default settings (every property, 100 examples, --max-size 33), check catches an LSTM
+    that is right on small shapes and wrong past 16 units, 16 batch rows or 32 steps, and shrinks
+    to the boundary."""
+    fn, what = nm.MUTANTS[name]
+    small = check(fn, TF1, max_examples=30, max_size=5, only=["forward_parity", "initial_state"])
+    assert small.ok, f"{name} is caught without sizes at scale: not a size mutant"
+    report = check(fn, TF1)
+    failed = {r["property"]: r for r in report.rows if r["status"] == "fail"}
+    assert "scale" in failed, f"{name} ({what}) was not caught by the scale property"
+    boundary = {"units_past_16": "H=17", "rows_past_16": "B=17", "state_lost_at_step_32": "T=33"}[name]
+    assert boundary in failed["scale"]["message"], failed["scale"]["message"][:600]
 
 
 def test_right_at_first_step_wrong_after_is_minimal():
@@ -157,3 +175,67 @@ def test_float_inputs_are_passed_in_the_dtype():
     check(spy, TF1, max_examples=3, only=["forward_parity"], dtype="float32")
     assert seen == {"float32"}
     assert np.float32  # numpy imported for the dtype names
+
+
+def test_a_hang_is_a_failed_example_and_stops_the_run():
+    report = check(nm.hangs_on_long, TF1, max_examples=30, timeout=0.5, max_size=5,
+                   only=["forward_parity", "long_sequence", "streaming"])
+    rows = {r["property"]: r for r in report.rows}
+    assert rows["forward_parity"]["status"] == "pass"
+    hung = rows["long_sequence"]
+    assert hung["status"] == "fail" and hung["cause"].startswith("the callable did not return within")
+    assert "counterexample: B=" in hung["message"] and "rerun: python -m conformance check" in hung["message"]
+    assert report.not_run == ["streaming"] and not report.ok
+
+
+def test_the_cli_does_not_wait_for_a_hung_callable(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "conformance", "check", f"{MUTANTS}:hangs_on_long", "--gate-order",
+                           "igfo", "--forget-bias", "1", "--timeout", "0.5", "--max-examples", "20",
+                           "--property", "long_sequence", "--property", "streaming"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "did not return within" in proc.stdout and "not run, after the callable hung (1): streaming" in proc.stdout
+    assert time.perf_counter() - start < 60
+
+
+@pytest.mark.parametrize("mutant, cause", [
+    ("nan_at_step_2", "y: NaN positions differ"),
+    ("raises_on_long", "the callable raised RuntimeError"),
+    ("swapped_gates", "x the tolerance)"),
+])
+def test_a_failure_line_says_what_failed(mutant, cause):
+    report = check(nm.MUTANTS[mutant][0], TF1, max_examples=60, only=["forward_parity", "long_sequence"])
+    failed = [r for r in report.rows if r["status"] == "fail"]
+    assert failed and cause in failed[0]["cause"], failed[0]["cause"]
+    assert cause in render(report)
+
+
+def test_relative_errors_are_reported_where_they_mean_something():
+    report = check(nm.MUTANTS["swapped_gates"][0], TF1, max_examples=20, only=["forward_parity"])
+    assert report.rows[0]["max_rel_error"] < 1e6  # not 1e+282 from an expected value near 0
+    assert "np.float64(" not in report.rows[0]["message"]
+
+
+def test_a_near_miss_convention_is_named():
+    """A Keras 2 LSTM claimed with Keras 3's hard_sigmoid: the hint names hard_sigmoid_keras2."""
+    claim = Convention("ifgo", recurrent_activation="hard_sigmoid")
+    report = check(nm.keras2_lstm, claim, max_examples=10, only=["forward_parity"])
+    assert not report.ok
+    hint = hint_for(nm.keras2_lstm, claim, "float32")
+    assert "recurrent activation hard_sigmoid_keras2 (claimed hard_sigmoid)" in hint
+    assert "--recurrent-activation hard_sigmoid_keras2" in hint
+    assert hint_for(nm.keras2_lstm, Convention("ifgo", recurrent_activation="hard_sigmoid_keras2"), "float32") == ""
+
+
+def test_check_takes_the_cell_activation():
+    conv = Convention("ifgo", activation="relu")
+    assert check(reference_callable(conv, output_dtype="float32"), conv, max_examples=10,
+                 only=["forward_parity"]).ok
+    assert not check(reference_callable(Convention("ifgo"), output_dtype="float32"), conv, max_examples=20,
+                     only=["forward_parity"]).ok

@@ -70,6 +70,24 @@ def native_run(framework: str, w: dict, x, *, forget_bias=1.0):
         if "P" in w:  # ONNX orders peepholes i, o, f
             pi, po, pf = np.split(w["P"][0], 3)
             params["peephole"] = np.stack([pi, pf, po])
+    elif framework == "mxnet":  # gluon: (4H, D) weights as torch, names l<k>_ / r<k>_
+        params = dict(kernel=w["l0_i2h_weight"].T, recurrent_kernel=w["l0_h2h_weight"].T,
+                      bias=w["l0_i2h_bias"], recurrent_bias=w["l0_h2h_bias"])
+        if "l0_h2r_weight" in w:
+            params["projection"] = w["l0_h2r_weight"].T
+    elif framework == "chainer":  # (4H, D) weights, the 4H axis (H, 4) ordered a, i, f, o
+        h = w["lateral/W"].shape[1]
+
+        def gate_major(a):  # rows u * 4 + k (unit u, gate "gifo"[k]) -> rows k * H + u, order gifo
+            return a.reshape((h, 4) + a.shape[1:]).swapaxes(0, 1).reshape(a.shape)
+
+        params = dict(kernel=gate_major(w["upward/W"]).T, recurrent_kernel=gate_major(w["lateral/W"]).T,
+                      bias=gate_major(w["upward/b"]))
+    elif framework == "chainer_nstep":  # w0..w3 (H, D) for i, f, a, o; w4..w7 (H, H); b0..b7
+        params = dict(kernel=np.concatenate([w[f"w{j}"].T for j in range(4)], 1),
+                      recurrent_kernel=np.concatenate([w[f"w{j}"].T for j in range(4, 8)], 1),
+                      bias=np.concatenate([w[f"b{j}"] for j in range(4)]),
+                      recurrent_bias=np.concatenate([w[f"b{j}"] for j in range(4, 8)]))
     else:  # flax: one Dense per gate, bias on the recurrent side only
         f = "if_" if framework == "flax_nnx" else "if"
         inputs = [w["ii/kernel"], w[f + "/kernel"], w["ig/kernel"], w["io/kernel"]]
@@ -196,7 +214,7 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match="expected an array named 'recurrent_kernel'"):
         cv.convert({"kernel": keras["kernel"]}, "keras", "torch")
     with pytest.raises(ValueError, match="--from: expected one of"):
-        cv.convert(keras, "mxnet", "torch")
+        cv.convert(keras, "caffe", "torch")
     with pytest.raises(ValueError, match="--input-size: expected the input size of the weights, 3, got 5"):
         cv.convert(keras, "keras", "torch", input_size=5)
     with pytest.raises(ValueError, match="recurrent_kernel"):
@@ -226,6 +244,134 @@ def test_cli_refuses_pickles_and_missing_files(tmp_path, capsys):
     assert "without pickle" in capsys.readouterr().out
     assert main(["convert", "--from", "keras", "--to", "torch", str(tmp_path / "none.npz"),
                  str(tmp_path / "o.npz")]) == 3
+    assert main(["convert", "--from", "keras", str(path), str(tmp_path / "o.npz")]) == 3
+    assert "needs --to" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exc:
-        main(["convert", "--from", "keras", str(path), str(tmp_path / "o.npz")])
+        main(["convert", "--from", "keras", "--no-such-option", str(path)])
     assert exc.value.code == 3
+
+
+# --- issue 14: nothing invented, floating types written, one clear line for bad files ----------
+
+def _torch_npz(tmp_path, drop=()):
+    state = {k: v for k, v in cv.write(cv.Model([[_params(_rng("i14"), two_biases=True)]]), "torch").items()
+             if k not in drop}
+    path = tmp_path / "torch.npz"
+    np.savez(path, **state)
+    return path
+
+
+def test_a_missing_bias_is_never_invented(tmp_path, capsys):
+    path = _torch_npz(tmp_path, drop=("bias_hh_l0",))
+    assert main(["convert", "--from", "torch", "--to", "tf1", str(path), str(tmp_path / "o.npz")]) == 3
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "'bias_hh_l0', not found" in out and "--absent bias_hh" in out
+    assert main(["convert", "--from", "torch", "--to", "tf1", "--absent", "bias_hh_l0", str(path),
+                 str(tmp_path / "o.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "bias_hh_l0 is absent (--absent bias_hh_l0): taken as zero" in out and "summed" not in out
+    with np.load(tmp_path / "o.npz", allow_pickle=False) as data, np.load(path, allow_pickle=False) as src:
+        # tf1's one bias is bias_ih alone (igfo from ifgo), with tf1's forget bias 1 taken out
+        b = src["bias_ih_l0"].astype(np.float64)
+        H4 = b.size // 4
+        expected = np.concatenate([b[:H4], b[2 * H4:3 * H4], b[H4:2 * H4] - 1.0, b[3 * H4:]])
+        np.testing.assert_allclose(data["bias"], expected, rtol=1e-6)
+
+
+def test_tf1_without_its_bias_is_an_error(tmp_path, capsys):
+    tf1 = cv.write(cv.Model([[_params(_rng("tf1b"))]]), "tf1")
+    path = tmp_path / "tf1.npz"
+    np.savez(path, kernel=tf1["kernel"])
+    assert main(["convert", "--from", "tf1", "--to", "keras", str(path), str(tmp_path / "k.npz")]) == 3
+    assert "'bias', not found" in capsys.readouterr().out
+
+
+def test_integer_weights_are_written_as_floats(tmp_path, capsys):
+    rng = _rng("ints")
+    path = tmp_path / "ints.npz"
+    bias = np.zeros(16, np.int64)
+    bias[4:8] = 1  # keras ifgo: the forget block
+    np.savez(path, kernel=rng.integers(-2, 3, size=(3, 16)), recurrent_kernel=rng.integers(-2, 3, size=(4, 16)),
+             bias=bias)
+    out_path = tmp_path / "tf1.npz"
+    assert main(["convert", "--from", "keras", "--to", "tf1", "--forget-bias", "0.5", str(path), str(out_path)]) == 0
+    out = capsys.readouterr().out
+    assert "converted integer arrays to float32" in out and "as tf1 (float32)" in out
+    with np.load(out_path, allow_pickle=False) as data:
+        assert data["bias"].dtype == np.float32 and data["kernel"].dtype == np.float32
+        np.testing.assert_array_equal(data["bias"][8:12], 0.5)  # tf1 igfo: f is the third block; 1 - 0.5
+
+
+def test_mixed_dtypes_are_named(tmp_path, capsys):
+    keras = cv.write(cv.Model([[_params(_rng("mixed"))]]), "keras")
+    path = tmp_path / "mixed.npz"
+    np.savez(path, **{**keras, "bias": keras["bias"].astype(np.float64)})
+    assert main(["convert", "--from", "keras", "--to", "torch", str(path), str(tmp_path / "t.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "mixed float32/float64" in out and "as torch (mixed float32/float64)" in out
+
+
+@pytest.mark.parametrize("kind", ["directory", "missing directory", "unwritable"])
+def test_output_that_cannot_be_written(tmp_path, capsys, kind):
+    path = _torch_npz(tmp_path)
+    if kind == "directory":
+        out = tmp_path
+    elif kind == "missing directory":
+        out = tmp_path / "no" / "such" / "o.npz"
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        out = locked / "o.npz"
+        out.mkdir()  # a directory where the file should go: unwritable for root too
+    code = main(["convert", "--from", "torch", "--to", "keras", str(path), str(out)])
+    text = capsys.readouterr().out
+    assert code == 3 and text.count("\n") == 1 and text.startswith("error: OUT: ") and "Traceback" not in text
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"\x93NUMPY", "is a .npy file (one unnamed array)"),
+    (b"kernel,recurrent_kernel\n1,2\n", "a text file"),
+    (b"\x00\x01\x02garbage", "not an .npz file"),
+])
+def test_files_that_are_not_npz(tmp_path, capsys, content, words):
+    path = tmp_path / "in.npz"
+    if content == b"\x93NUMPY":
+        np.save(tmp_path / "in.npy", np.zeros(3))
+        path = tmp_path / "in.npy"
+        path = path.rename(tmp_path / "weights.npz")
+    else:
+        path.write_bytes(content)
+    assert main(["convert", "--from", "keras", "--to", "torch", str(path), str(tmp_path / "o.npz")]) == 3
+    out = capsys.readouterr().out
+    assert words in out and str(path) in out and out.count("\n") == 1 and "pickled" not in out
+
+
+def test_npy_by_its_own_name(tmp_path, capsys):
+    np.save(tmp_path / "w.npy", np.zeros(3))
+    assert main(["convert", "--from", "keras", "--to", "torch", str(tmp_path / "w.npy"), str(tmp_path / "o.npz")]) == 3
+    out = capsys.readouterr().out
+    assert "cannot tell the format from the name" in out and "TypeError" not in out
+
+
+def test_list_an_npz(tmp_path, capsys):
+    path = _torch_npz(tmp_path)
+    assert main(["convert", "--list", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 LSTM (npz)" in out and "torch, 1 layer, unidirectional, input size 3, hidden size 4, two biases" in out
+    assert main(["convert", "--list", "--json", str(path)]) == 0
+    listed = json.loads(capsys.readouterr().out)["lstms"][0]
+    assert listed["biases"] == 2 and listed["hidden_size"] == 4 and listed["dtype"] == "float32"
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("torch") is not None,
+                    reason="what a machine without torch is told (tox -e reference has no torch)")
+def test_pt_without_torch_says_how_to_export(tmp_path, capsys):
+    import zipfile
+
+    path = tmp_path / "model.pt"
+    with zipfile.ZipFile(path, "w") as archive:  # the layout of torch.save, never opened here
+        archive.writestr("model/data.pkl", b"\x80\x02}q\x00.")
+    assert main(["convert", "--list", str(path)]) == 3
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "torch is not installed here" in out
+    assert "tox -e ports" in out and "safetensors.torch" in out and "weights_only=True" in out

@@ -74,9 +74,10 @@ def test_float64_tolerance_holds_float64_callables():
     assert result.best.max_abs < 1e-12
 
 
-@pytest.mark.parametrize("input_size, hidden_size", [(4, 1), (2, 5), (7, 3)])
+@pytest.mark.parametrize("input_size, hidden_size", [(8, 2), (2, 5), (7, 3)])
 def test_other_probe_sizes(input_size, hidden_size):
-    """Including D == 4H, where both kernel layouts have the same shape and only values tell."""
+    """Including D == 4H, where both kernel layouts have the same shape and only values tell (H = 1:
+    tests/test_unit_major.py, the packing is undetermined there)."""
     conv = Convention("fgoi", "4H,D", "H,4H", 0.5, "sigmoid")
     result = detect(reference_callable(conv), input_size=input_size, hidden_size=hidden_size)
     _assert_found(result, conv)
@@ -157,9 +158,28 @@ def test_cell_clip_is_pointed_at():
 
 
 def test_wrong_shapes_reject_every_layout():
+    """A callable that cannot be run under the contract is not "no match": it is an error (exit 3)."""
     result = detect(nm.wrong_shapes)
-    assert result.status == "none" and result.best is None
-    assert "expected shape" in result.reason
+    assert result.status == "error" and result.best is None and result.exit_code == 3
+    assert "the callable could not be run" in result.reason and "expected shape" in result.reason
+
+
+def test_a_relu_lstm_is_identified():
+    conv = Convention("ifgo", "4H,D", "4H,H", 0.0, "sigmoid", "relu")
+    result = detect(reference_callable(conv, output_dtype="float32"))
+    assert result.status == "unique", result.reason
+    assert result.best.convention == conv
+
+
+def test_states_returned_in_the_wrong_order_get_a_hint():
+    def c_then_h(*args):
+        y, h, c = nm.good(*args)
+        return y, c, h
+
+    result = detect(c_then_h)
+    assert result.status == "none" and result.exit_code == 1
+    assert "h_T and c_T match with their places exchanged" in result.reason
+    assert "gate order igfo" in result.reason
 
 
 def test_nan_outputs_are_not_a_match():

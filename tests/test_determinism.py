@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMING_KEYS = {"seconds", "finished"}
+TIMING_KEYS = {"seconds", "finished", "command"}  # the command names each run's own --results directory
 
 
 def _strip_timings(value):

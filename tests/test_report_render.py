@@ -94,7 +94,7 @@ def page(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("report")
     results = report_samples.write_results(tmp / "results")
     path = tmp / "report.html"
-    assert cli_main(["report", str(results), "--html", str(path)]) == 0
+    assert cli_main(["report", str(results), "--html", str(path)]) == 1  # the samples fail, no baseline
     return path
 
 
@@ -121,9 +121,24 @@ def test_screenshot_is_not_blank_and_shows_the_heat_map(page, tmp_path):
 
 def test_browser_dom_has_the_expected_elements(page, tmp_path):
     dom = browser(tmp_path, "--dump-dom", page.as_uri()).stdout
-    for element_id in ("heatmap", "fixture-heatmap", "error-plot-long-sequence", "error-plot-forward-parity",
-                       "backend-table", "drift-table", "failures"):
+    for element_id in ("heatmap", "fixture-heatmap", "error-by-step-long_sequence", "error-by-step-forward_parity",
+                       "backend-table", "details", "d-alpha--lengths"):
         assert re.search(rf'id="{element_id}"', dom), f"the rendered page has no element #{element_id}"
     assert dom.count('class="cell status-') == 3 * 8 + 3 * 2  # backends x (properties + fixtures)
     assert len(re.findall(r"<polyline ", dom)) == 6
     assert "<title>LSTM conformance matrix</title>" in dom
+
+
+@pytest.mark.parametrize("width", [1366, 400])
+def test_the_page_fits_a_laptop_and_a_narrow_window(page, tmp_path, width):
+    """At a laptop's width and at a phone's, the page itself never scrolls sideways: wide tables
+    and heat maps scroll inside their own boxes.  (The page has no script; the probe is added to
+    a copy of it.)"""
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text().replace(
+        "</body>", "<script>document.body.setAttribute('data-overflow', String(document.documentElement"
+                   ".scrollWidth - window.innerWidth));</script></body>"))
+    dom = browser(tmp_path, f"--window-size={width},900", "--dump-dom", probe.as_uri()).stdout
+    overflow = re.search(r'data-overflow="(-?\d+)"', dom)
+    assert overflow, "the probe did not run"
+    assert int(overflow.group(1)) <= 0, f"the page is {overflow.group(1)} px wider than a {width} px window"

@@ -4,21 +4,15 @@ not been run).  Recorded in docs/frameworks/tf1.md and in results/tf1-*.json ("f
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
-from adapters.worker_env import is_ready
+from worker_facts import require_worker
 
 
 @pytest.fixture(scope="module")
 def facts():
-    if os.environ.get("LSTM_CONFORMANCE_TF1_FACTS") != "1":
-        pytest.skip("asks the TF 1.15 worker (seconds to start): run by `tox -e tf1`, or set "
-                    "LSTM_CONFORMANCE_TF1_FACTS=1")
-    if not is_ready("tf1"):
-        pytest.skip("the tf1 worker environment is not set up: run `python -m conformance setup tf1`")
+    require_worker("tf1", "LSTM_CONFORMANCE_TF1_FACTS", "TF 1.15")
     from adapters.tf1_adapter import TF1LSTMCellAdapter
 
     adapter = TF1LSTMCellAdapter()

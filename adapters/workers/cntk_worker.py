@@ -12,7 +12,6 @@ projection P (H, P) of LSTM(shape=P, cell_shape=H).
 """
 
 import sys
-import time
 
 from worker_framing import UnsupportedCase, serve  # the shared framing (a sibling module)
 
@@ -282,13 +281,7 @@ def op_describe(meta, arrays):
     return {"parameters": dict((p.name, list(p.shape)) for p in f.parameters)}, {}
 
 
-def op_sleep(meta, arrays):
-    time.sleep(float(meta.get("seconds", 0)))
-    return {}, {}
-
-
-HANDLERS = {"run": op_run, "gradients": op_gradients, "steps": op_steps, "describe": op_describe,
-            "sleep": op_sleep}
+HANDLERS = {"run": op_run, "gradients": op_gradients, "steps": op_steps, "describe": op_describe}
 
 
 if __name__ == "__main__":

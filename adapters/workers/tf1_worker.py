@@ -550,13 +550,8 @@ def op_stats(meta, arrays):
     return dict(_STATS, graphs=len(_NETS), cpu_seconds=usage.ru_utime + usage.ru_stime), {}
 
 
-def op_sleep(meta, arrays):
-    time.sleep(float(meta.get("seconds", 0)))
-    return {}, {}
-
-
 HANDLERS = {"run": op_run, "gradients": op_gradients, "steps": op_steps, "stream": op_stream,
-            "facts": op_facts, "stats": op_stats, "sleep": op_sleep}
+            "facts": op_facts, "stats": op_stats}
 
 
 if __name__ == "__main__":

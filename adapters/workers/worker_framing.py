@@ -122,8 +122,18 @@ def handle(handlers, meta, arrays):
         return error_reply(exc), {}
 
 
+def op_sleep(meta, arrays):
+    """Every worker's "sleep" request: wait ``seconds`` (a real worker's timeout can be tested)."""
+    import time
+    time.sleep(float(meta.get("seconds", 0)))
+    return {}, {}
+
+
 def serve(handlers, hello):
-    """The worker's main loop: a hello frame, then one reply per request until "exit" or EOF."""
+    """The worker's main loop: a hello frame, then one reply per request until "exit" or EOF.
+    ``handlers`` maps op names to ``fn(meta, arrays) -> (reply meta, reply arrays)``; "sleep" is
+    added for every worker."""
+    handlers = dict({"sleep": op_sleep}, **handlers)
     proto_in, proto_out = protocol_streams()
     try:
         info = hello()

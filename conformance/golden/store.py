@@ -39,7 +39,7 @@ import numpy as np
 from adapters.base import Case, Output
 from reference import LSTMParams, LSTMSpec
 
-from ..harness.tolerances import Tolerance, tolerance
+from ..harness.tolerances import Tolerance, case_tolerance
 
 FIXTURES_DIR = Path(__file__).resolve().parents[2] / "fixtures"
 MANIFEST_NAME = "MANIFEST.json"
@@ -230,7 +230,7 @@ class GoldenCase:
         return self.expected.get(time_order, self.expected["aligned"])
 
     def tolerance(self, backend: str = "*") -> Tolerance:
-        return tolerance(self.case.dtype, backend=backend, quantity=self.quantity)[0]
+        return case_tolerance(self.case, backend=backend, quantity=self.quantity)[0]
 
 
 def case_arrays(case: Case, expected: dict[str, Output]) -> dict[str, np.ndarray]:

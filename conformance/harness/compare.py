@@ -1,6 +1,7 @@
 """Elementwise comparison of a framework's arrays with the reference's, and its report.
 
-Errors are reported as max abs error, max relative error, the error relative to the tolerance
+Errors are reported as max abs error, max relative error (over the elements whose expected
+magnitude exceeds atol: below it a relative error says nothing), the error relative to the tolerance
 (``Comparison.ratio``, <= 1 passes), the index where the excess over the tolerance is largest,
 and the first time step where any element exceeds the tolerance.
 
@@ -66,8 +67,10 @@ def compare(name: str, actual, expected, tol: Tolerance, *, time_axis: int | Non
                                   f"{float(expected[where])!r}, got {float(actual[where])!r})", ratio=np.inf)
     diff, bound = _errors(actual, expected, nan_e, tol)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        rel = diff / np.maximum(np.abs(expected), np.finfo(np.float64).tiny)
-        rel = np.where(diff == 0, 0.0, rel)
+        # Relative errors only where they mean something: where |expected| exceeds atol (below it,
+        # the absolute error is what the tolerance bounds, and x / 1e-300 would say nothing).
+        meaningful = np.abs(np.where(nan_e, 0.0, expected)) > tol.atol
+        rel = np.where(meaningful & (diff > 0), diff / np.where(meaningful, np.abs(expected), 1.0), 0.0)
         excess = diff - bound
         ratio = float(np.max(diff / bound))
     bad = excess > 0

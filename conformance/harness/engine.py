@@ -26,9 +26,11 @@ from hypothesis import errors, given, seed as hseed, settings as hsettings
 
 from adapters.base import Adapter, BrokenContract, Case, Unsupported
 
+from . import profiles
 from .properties import PROPERTIES
 from .requirements import gated
 from .results import Stats
+from .strategies import SizePlan, size_plan
 from .verdict import Mismatch, failure_header
 
 
@@ -49,10 +51,12 @@ def case_of(drawn) -> Case:
 def run_property(name: str, adapter: Adapter, *, max_examples: int | None = None,
                  stats: Stats | None = None, known_issue: Callable | None = None,
                  seed: int | None = None, on_example: Callable[[Stats], None] | None = None,
-                 **settings_overrides) -> Stats:
+                 sizes: SizePlan | None = None, **settings_overrides) -> Stats:
     """Run property ``name`` against ``adapter`` with the current Hypothesis profile, changed by
     ``max_examples``, ``seed`` and any other ``settings`` keyword (see the module docstring).
     A derandomized profile without a ``seed`` runs with :func:`derandomized_seed`.
+    ``sizes``: how far the cases reach beyond small shapes (default: the loaded profile's plan,
+    ``profiles.size_plan()``).
 
     ``known_issue``: a predicate on the case; an example for which it holds may fail (it is
     counted in ``stats.known_issue_examples``, never as a pass), every other one must pass.
@@ -85,7 +89,8 @@ def run_property(name: str, adapter: Adapter, *, max_examples: int | None = None
             unsupported_reasons.append(str(exc))
             return
         except BrokenContract as exc:
-            raise Mismatch(failure_header(adapter, case_of(drawn), name) + f"\n  {exc}") from None
+            raise Mismatch(failure_header(adapter, case_of(drawn), name) + f"\n  {exc}",
+                           str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
         except Mismatch:
             if known_issue is None or not known_issue(case_of(drawn)):
                 raise
@@ -99,7 +104,8 @@ def run_property(name: str, adapter: Adapter, *, max_examples: int | None = None
         property_test = hseed(seed)(property_test)
     start = time.perf_counter()
     try:
-        property_test()
+        with size_plan(adapter.size_plan(profiles.size_plan() if sizes is None else sizes)):
+            property_test()
     except Unsupported:
         raise
     except Exception as exc:

@@ -32,6 +32,10 @@ def _cell_clip(case) -> bool:
     return case.spec.cell_clip is not None
 
 
+def _projection(case) -> bool:
+    return bool(case.spec.proj_size)
+
+
 def _empty_sequence(case) -> bool:
     return case.lengths is not None and bool((case.lengths == 0).any())
 
@@ -48,6 +52,24 @@ def _padded(case) -> bool:
 def _padded_reverse_with_state(case) -> bool:
     return (case.direction == "reverse" and case.lengths is not None
             and bool((case.lengths < case.steps).any()) and case.initial_state is not None)
+
+
+def _ignored_by_onednn(case) -> bool:
+    """float32 cases with padded sequences or a cell clip: MXNet's oneDNN RNN kernel ignores both."""
+    padded = case.lengths is not None and bool((case.lengths < case.steps).any())
+    return case.dtype == "float32" and (padded or case.spec.cell_clip is not None)
+
+
+_MXNET_ONEDNN = (
+    "on the CPU, MXNet 1.9.1's RNN operator runs float32 LSTMs through oneDNN (MXNET_USE_MKLDNN_RNN=1, the "
+    "default), which silently ignores use_sequence_length / sequence_length (every sequence runs to the end "
+    "of the batch: outputs past a length are not zeros and the final state is the one after the padding) "
+    "and state_clip_min / state_clip_max (the cell state is not clipped); the native CPU kernel refuses "
+    "both ('RNN use_sequence_length option is only available for cuDNN version >= 7.2', 'LSTM state "
+    "clipping is only supported for GPU with CuDNN later than 7.2.1', src/operator/rnn-inl.h), which is "
+    "what float64 cases get (reported unsupported).  Lengths: apache/mxnet#19323 (closed; the fix, "
+    "apache/mxnet#19466, falls back to the refusing native kernel on master and is not in 1.9.1); the "
+    "state clip: no issue found (docs/frameworks/mxnet.md)")
 
 
 #: The cell clip the TFLite converter gives the fused op of a Keras LSTM (docs/converters/litert.md).
@@ -138,6 +160,29 @@ KNOWN_ISSUES: list[KnownIssue] = [
         when=_empty_sequence_with_state, when_text="batches with an empty sequence and a given initial state",
     ),
     KnownIssue(
+        "torch-onnx", "zero_length", "torch 2.13.0 (TorchScript exporter), onnxruntime 1.31.1",
+        "the exported graph passes the lengths to the ONNX LSTM node's sequence_lens, and ORT's CPU "
+        "LSTM kernel gives a sequence of length 0 Y_h = Y_c = 0 instead of its initial state (the "
+        "'onnxruntime' zero_length entry); torch itself refuses a length of 0 (pack_padded_sequence), "
+        "the exported model does not check it (docs/converters/torch-onnx.md)",
+        when=_empty_sequence_with_state, when_text="batches with an empty sequence and a given initial state",
+    ),
+    KnownIssue(
+        "torch-onnx-dynamo", "projection", "torch 2.13.0, onnxscript 0.7.2, onnxruntime 1.31.1",
+        "onnxscript's torchlib lowering of aten::lstm.input (onnxscript/function_libs/torch_lib/ops/"
+        "core.py, aten_lstm) has no projection: it reads the hidden size from initial_h (which has "
+        "proj_size features), takes 4 parameters per direction (weight_hr is not one of them) and "
+        "writes an LSTM node whose hidden_size is proj_size; the exported model is refused by ORT "
+        "('Input initial_c must have shape ...') or computes without the projection "
+        "(docs/converters/torch-onnx.md)",
+    ),
+    KnownIssue(
+        "torch-onnx-dynamo", "option_combinations", "torch 2.13.0, onnxscript 0.7.2, onnxruntime 1.31.1",
+        "combinations with a projection hit the 'projection' entry: aten_lstm in onnxscript's torchlib "
+        "drops weight_hr and takes proj_size for the hidden size",
+        when=_projection, when_text="cases with a projection",
+    ),
+    KnownIssue(
         "flax-*", "zero_length", "flax 0.12.8, jax 0.10.2",
         "RNN(seq_lengths=...) takes the final carry at index seq_lengths - 1 of the scanned carries: "
         "for a length of 0 that is index -1, the carry after the whole padded sequence, not the "
@@ -150,6 +195,19 @@ KNOWN_ISSUES: list[KnownIssue] = [
         "entry): an empty sequence outputs h0 at every step instead of zeros (the tensorflow and "
         "torch backends output zeros); its final state is right",
         when=_empty_sequence_with_state, when_text="batches with an empty sequence and a given initial state",
+    ),
+    *(KnownIssue(backend, "*", "mxnet 1.9.1 (oneDNN RNN kernel, CPU)", _MXNET_ONEDNN, when=_ignored_by_onednn,
+                 when_text="float32 cases with padded sequences or a cell clip")
+      for backend in ("mxnet-lstm", "mxnet-rnn-op")),
+    KnownIssue(
+        "mxnet-lstmcell", "zero_length", "mxnet 1.9.1",
+        "RecurrentCell.unroll(valid_length=...) takes each sequence's final state with SequenceLast over the "
+        "states after steps 0 .. T-1 (python/mxnet/gluon/rnn/rnn_cell.py, unroll); the initial state is not "
+        "among them, and a length of 0 reads index -1: an empty sequence's final state is not its initial "
+        "state but what lies before the buffer (zeros, or garbage such as 6e24); SequenceLast's "
+        "documentation asks for positive lengths (apache/mxnet#14019, 'SequenceLast undefined behavior', "
+        "closed); outputs are masked right (docs/frameworks/mxnet.md)",
+        when=_empty_sequence, when_text="batches with an empty sequence",
     ),
 ]
 

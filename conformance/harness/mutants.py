@@ -2,8 +2,8 @@
 
 A conformance property earns its keep by failing on a wrong implementation.  ``Mutant(inner,
 mutation)`` behaves like ``inner`` with one classic bug: the weights loaded with two gate blocks
-swapped, the forget bias dropped, the state not carried, a clip dropped or moved, outputs of a
-reverse run in the wrong order, ...  ``CATCHES`` maps every property to the mutations it must
+swapped or with the other packing (gate-major taken for unit-major), the forget bias dropped, the
+state not carried, a clip dropped or moved, outputs of a reverse run in the wrong order, ...  ``CATCHES`` maps every property to the mutations it must
 detect; tests/test_mutations.py proves it on the reference backend, and
 conformance/suite/test_mutations.py on the backend under test.
 """
@@ -15,6 +15,7 @@ import numpy as np
 from adapters.base import Adapter, Case, Output
 from reference import LSTMParams
 from reference.gates import permute_gates
+from reference.layout import permute_params
 
 from .requirements import gated
 from .strategies import round_to
@@ -42,6 +43,58 @@ def _swapped_gates(case: Case) -> Case:
     return _map_params(case, swap)
 
 
+#: The boundaries of the size mutants: bugs of a SIMD or GEMM block past the first 16 units, of a
+#: thread partition past batch row 16, of a chunked time loop past step 32.
+UNIT_BOUNDARY, ROW_BOUNDARY, STEP_BOUNDARY = 16, 16, 32
+
+
+def _units_past_swapped(case: Case, first: int = UNIT_BOUNDARY) -> Case:
+    """The f and g blocks swapped for units ``first``.. only (every layer and direction)."""
+    order = case.spec.gate_order
+    f, g = order.index("f"), order.index("g")
+
+    def swap(p: LSTMParams) -> LSTMParams:
+        h = p.hidden_size
+        if h <= first:
+            return p
+        arrays = p.arrays()
+        for k in ("kernel", "recurrent_kernel", "bias", "recurrent_bias"):
+            if k in arrays:
+                a = np.array(arrays[k], copy=True)
+                fa = a[..., f * h + first:(f + 1) * h].copy()
+                a[..., f * h + first:(f + 1) * h] = a[..., g * h + first:(g + 1) * h]
+                a[..., g * h + first:(g + 1) * h] = fa
+                arrays[k] = a
+        return LSTMParams(**arrays)
+
+    return _map_params(case, swap)
+
+
+def _rows_past_offset(case: Case, first: int = ROW_BOUNDARY) -> Case:
+    """Batch rows ``first``.. read the input of the row before them (a partition offset by one)."""
+    if case.batch <= first:
+        return case
+    x = np.array(case.x, copy=True)
+    x[first:] = case.x[first - 1:-1]
+    return case.replace(x=x)
+
+
+def _steps_past_offset(case: Case, first: int = STEP_BOUNDARY) -> Case:
+    """Steps ``first``.. read the input of the step before them (a chunked loop offset by one)."""
+    if case.steps <= first:
+        return case
+    x = np.array(case.x, copy=True)
+    x[:, first:] = case.x[:, first - 1:-1]
+    return case.replace(x=x)
+
+
+def _packing_confused(case: Case) -> Case:
+    """The weights' 4H axes read with the other packing (gate-major blocks taken for unit-major
+    groups): what an adapter that forgets to interleave (or interleaves when it must not) loads."""
+    order = case.spec.gate_order
+    return _map_params(case, lambda p: permute_params(p, order, order, from_packing="unit-major"))
+
+
 def _arrays(p: LSTMParams, **changes) -> LSTMParams:
     arrays = p.arrays()
     arrays.update(changes)
@@ -55,6 +108,7 @@ def _spec(case: Case, **changes) -> Case:
 #: Mutations of the case the inner adapter receives (a wrong conversion or a wrong option).
 CASE_MUTATIONS = {
     "swapped_gates": _swapped_gates,
+    "gate_packing_confused": _packing_confused,
     "forget_bias_dropped": lambda c: _spec(c, forget_bias=0.0),
     "state_ignored": lambda c: c.replace(initial_state=None),
     "lengths_ignored": lambda c: c.replace(lengths=None),
@@ -72,7 +126,14 @@ CASE_MUTATIONS = {
             c.spec.recurrent_activation, c.spec.recurrent_activation)),
     "activation_to_tanh": lambda c: _spec(c, activation="tanh"),
     "directions_swapped": lambda c: c.replace(layers=[dirs[::-1] for dirs in c.layers]),
+    # Right on small shapes, wrong past a size boundary (a case at scale must reach it).
+    "units_past_16_swapped": _units_past_swapped,
+    "batch_rows_past_16_offset": _rows_past_offset,
+    "steps_past_32_offset": _steps_past_offset,
 }
+
+#: The mutations that only a case past a size boundary shows.
+SIZE_MUTATIONS = ("units_past_16_swapped", "batch_rows_past_16_offset", "steps_past_32_offset")
 
 
 def _flip_reverse(case: Case, out: Output) -> Output:
@@ -106,7 +167,7 @@ MUTATIONS = (tuple(CASE_MUTATIONS) + tuple(OUTPUT_MUTATIONS) + STATE_MUTATIONS +
 
 #: property -> the mutations it must catch.
 CATCHES: dict[str, tuple[str, ...]] = {
-    "forward_parity": ("swapped_gates",),
+    "forward_parity": ("swapped_gates", "gate_packing_confused"),
     "initial_state": ("state_ignored", "swapped_gates"),
     "state_transfer": ("state_ignored",),
     "step_by_step": ("steps_state_not_fed",),
@@ -133,6 +194,7 @@ CATCHES: dict[str, tuple[str, ...]] = {
     "long_sequence": ("drift",),
     "option_combinations": ("swapped_gates",),
     "gradients": ("gradient_blocks_swapped",),
+    "scale": ("swapped_gates",) + SIZE_MUTATIONS,
 }
 
 #: Mutations that need the inner adapter to express something extra (else they are not applied):
@@ -162,6 +224,9 @@ class Mutant(Adapter):
 
     def version(self) -> str:
         return self.inner.version()
+
+    def size_plan(self, plan):
+        return self.inner.size_plan(plan)
 
     def _case(self, case: Case) -> Case:
         fn = CASE_MUTATIONS.get(self.mutation)

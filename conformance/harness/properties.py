@@ -259,6 +259,16 @@ def _long_sequence():
             (lambda a, case, stats: _run(a, case, stats, "long_sequence", quantity="long_sequence")))
 
 
+@prop("scale")
+def _scale():
+    """Every example at scale: input and hidden sizes, batch and steps drawn at and around the
+    boundaries where kernels switch code paths (8-, 16-, 32-lane SIMD, GEMM blocks, thread
+    partitions over the batch, chunked time loops), as far as the run's SizePlan reaches; the
+    other properties draw a share of their examples this way."""
+    return ((lambda a: cases_for(a, initial_state=_maybe_state(a), scale=True)),
+            (lambda a, case, stats: _run(a, case, stats, "scale")))
+
+
 _COMBINABLE = {
     "peepholes": {"use_peepholes": True},
     "cell_clip": {"cell_clip": 2.0},

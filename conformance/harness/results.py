@@ -19,15 +19,19 @@ import numpy as np
 from .compare import Comparison
 
 #: The version of the result file format (docs/results-format.md); 1 had no "format" key.
-FORMAT = 2
-STATUSES = ("pass", "fail", "unsupported", "expected-failure")
+FORMAT = 3
+#: "not-set-up": the backend's prerequisites are missing on this machine (an old CPython, a
+#: system library); nothing ran, and the row says the one command that fixes it.
+STATUSES = ("pass", "fail", "unsupported", "expected-failure", "not-set-up")
 SECTIONS = ("properties", "fixtures")
 #: Keys every row has (besides what a status adds: "message", fixture keys, "drift").
 ROW_KEYS = ("property", "status", "examples", "unsupported_examples", "known_issue_examples",
             "max_abs_error", "max_rel_error", "tolerance_ratio", "seconds", "tolerance", "loosened",
             "max_abs_error_by_step")
 FILE_KEYS = ("format", "backend", "framework", "framework_version", "adapter", "hypothesis_profile",
-             "python", "platform", "finished", "properties", "fixtures")
+             "python", "platform", "finished", "run", "properties", "fixtures")
+#: What a result file says about the run that wrote it (values may be None where unknown).
+RUN_KEYS = ("commit", "tox_env", "command")
 
 
 class ResultFileError(ValueError):
@@ -49,22 +53,33 @@ class Stats:
     loosened: list = field(default_factory=list)
     worst_by_step: list = field(default_factory=list)  # max abs error of y per time step, worst example
     produced: dict = field(default_factory=dict)  # what the backend ran (Output.produced) -> examples
+    largest: dict = field(default_factory=dict)  # the largest batch, steps, input and hidden size compared
 
     def record(self, comparisons: list[Comparison], tol, reasons, y_err_by_step=None):
+        """Record one comparison; the tolerance kept is that of the comparison closest to it
+        (tolerances grow with the size of a case)."""
+        worst = max((c.ratio for c in comparisons), default=0.0)
+        if worst >= self.ratio or not self.tolerance:
+            self.tolerance = tol.to_dict()
+            self.loosened = list(reasons)
         for c in comparisons:
             if np.isfinite(c.max_abs):
                 self.max_abs = max(self.max_abs, c.max_abs)
             if np.isfinite(c.max_rel):
                 self.max_rel = max(self.max_rel, c.max_rel)
             self.ratio = max(self.ratio, c.ratio)
-        self.tolerance = tol.to_dict()
-        self.loosened = list(reasons)
         if y_err_by_step is not None and (not self.worst_by_step or
                                           max(y_err_by_step, default=0) >= max(self.worst_by_step, default=0)):
             self.worst_by_step = [float(e) for e in y_err_by_step]
 
-    def row(self, name: str, status: str, message: str = "", **extra) -> dict:
-        """The result row of this measurement (see ROW_KEYS)."""
+    def note_sizes(self, **sizes: int) -> None:
+        """Keep the largest of each size compared (the row's "largest")."""
+        for key, value in sizes.items():
+            self.largest[key] = max(self.largest.get(key, 0), int(value))
+
+    def row(self, name: str, status: str, message: str = "", *, cause: str = "", **extra) -> dict:
+        """The result row of this measurement (see ROW_KEYS); ``cause``: one line saying why it
+        failed (what the failure report leads with)."""
         if status not in STATUSES:
             raise ValueError(f"status: expected one of {STATUSES}, got {status!r}")
         row = {"property": name, "status": status, "examples": self.examples,
@@ -76,7 +91,11 @@ class Stats:
                "max_abs_error_by_step": self.worst_by_step}
         if self.produced:
             row["produced"] = dict(sorted(self.produced.items()))
+        if self.largest:
+            row["largest"] = dict(self.largest)
         row.update(extra)
+        if cause:
+            row["cause"] = cause[:300]
         if message:
             row["message"] = message[:4000]
         return row
@@ -111,6 +130,7 @@ class ResultFile:
     finished: str
     properties: dict[str, dict] = field(default_factory=dict)
     fixtures: dict[str, dict] = field(default_factory=dict)
+    run: dict = field(default_factory=lambda: {k: None for k in RUN_KEYS})
     path: Path | None = None
 
     @property
@@ -136,6 +156,7 @@ class ResultFile:
                 "framework_version": self.framework_version, "adapter": self.adapter,
                 "hypothesis_profile": self.hypothesis_profile, "python": self.python,
                 "platform": self.platform, "finished": self.finished,
+                "run": {k: self.run.get(k) for k in RUN_KEYS},
                 "properties": [self.properties[k] for k in sorted(self.properties)],
                 "fixtures": [self.fixtures[k] for k in sorted(self.fixtures)]}
 
@@ -162,6 +183,9 @@ def read_result_file(path: Path) -> ResultFile:
     lacking = [k for k in FILE_KEYS if k not in doc]
     if lacking:
         raise ResultFileError(f"{path}: not a result file of format {FORMAT}: missing {lacking}")
+    if not isinstance(doc["run"], dict) or any(k not in doc["run"] for k in RUN_KEYS):
+        raise ResultFileError(f"{path}: 'run': expected an object with the keys {list(RUN_KEYS)}, "
+                              f"got {doc['run']!r}")
     sections = {}
     for section in SECTIONS:
         rows = doc[section]
@@ -180,4 +204,4 @@ def read_result_file(path: Path) -> ResultFile:
     return ResultFile(str(doc["backend"]), str(doc["framework"]), str(doc["framework_version"]),
                       doc["adapter"], str(doc["hypothesis_profile"]), str(doc["python"]),
                       str(doc["platform"]), str(doc["finished"]), sections["properties"],
-                      sections["fixtures"], path)
+                      sections["fixtures"], dict(doc["run"]), path)

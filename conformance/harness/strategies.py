@@ -1,7 +1,11 @@
 """Hypothesis strategies for conformance cases.
 
-Shapes come from bounded ranges (so compiled functions are reused across examples); values come
-from a NumPy generator seeded by a drawn integer, in one of three regimes:
+Shapes come from small bounded ranges (so compiled functions are reused across examples) and, in
+a share of examples (the ``SizePlan`` of the run: its Hypothesis profile, or ``check --max-size``),
+from sizes at and around the boundaries where frameworks switch code paths: SIMD widths of 8, 16
+and 32 lanes, GEMM blocking, thread partitions over the batch, chunked time loops.  Such a size
+is drawn from a sorted list, so that a failure shrinks to the smallest boundary that still
+fails.  Values come from a NumPy generator seeded by a drawn integer, in one of three regimes:
 
 * "moderate": pre-activations of order 1;
 * "saturating": pre-activations of order 10, gates at 0 or 1;
@@ -14,6 +18,10 @@ any permutation of gate blocks changes the output.  Every array is rounded to th
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from dataclasses import dataclass
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -22,6 +30,64 @@ from reference import ALL_GATE_ORDERS, LSTMParams, LSTMSpec
 from reference.gates import permute_gates
 
 REGIMES = ("moderate", "saturating", "accumulating")
+
+#: Input and hidden sizes at and around the boundaries of 8-, 16- and 32-lane SIMD and of GEMM
+#: blocks; batches around the partition thresholds 16, 32 and 64; steps around chunk lengths.
+BOUNDARY_SIZES = (1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257,
+                  511, 512, 513, 1024)
+BOUNDARY_BATCHES = (1, 2, 3, 4, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256)
+BOUNDARY_STEPS = (1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257,
+                  511, 512)
+
+
+@dataclass(frozen=True)
+class SizePlan:
+    """How far a run's cases reach beyond the small shapes.
+
+    share      one example in ``share`` draws its sizes at scale (0: none); the ``scale``
+               property always does
+    max_size   the largest input and hidden size drawn at scale
+    max_batch  the largest batch
+    max_steps  the largest number of steps
+    max_work   the most multiply-adds of one example, B * T * 4H * (D + P) summed over layers
+               and directions: sizes are drawn so that an example stays within it (batch and
+               steps shrink where the layer is wide)
+    """
+
+    share: int = 0
+    max_size: int = 5
+    max_batch: int = 4
+    max_steps: int = 8
+    max_work: float = 0.0
+
+    @staticmethod
+    def sizes(choices, lo: int, hi: int, limit: int) -> list[int]:
+        """The values of ``choices`` in [lo, max(hi, limit)], ascending; a fixed size (lo == hi,
+        e.g. a decoder's batch that must equal its encoder's) stays fixed."""
+        if lo == hi:
+            return [lo]
+        top = max(hi, limit)
+        out = [v for v in choices if lo <= v <= top]
+        return out or [lo]
+
+
+#: No example at scale: the shapes of the properties as written.
+SMALL = SizePlan()
+_ACTIVE = contextvars.ContextVar("lstm_conformance_size_plan", default=SMALL)
+
+
+@contextlib.contextmanager
+def size_plan(plan: SizePlan):
+    """Draw cases with ``plan`` inside this block (the engine sets the run's plan)."""
+    token = _ACTIVE.set(plan)
+    try:
+        yield plan
+    finally:
+        _ACTIVE.reset(token)
+
+
+def active_size_plan() -> SizePlan:
+    return _ACTIVE.get()
 
 # Distinct per-gate multipliers and bias offsets, in "ifgo" order (asymmetry across gates).
 _GATE_SCALE = np.array([1.0, 1.3, 0.8, 1.15])
@@ -92,10 +158,18 @@ def make_state(rng: np.random.Generator, batch: int, output_size: int, hidden_si
 def make_stack(rng: np.random.Generator, spec: LSTMSpec, input_size: int, hidden_size: int, *,
                layers: int, directions: int, regime: str, dtype: str,
                recurrent_bias: bool = False) -> list[list[LSTMParams]]:
-    """[layer][direction] weights; layer k > 0 reads the P * directions features of layer k - 1."""
+    """[layer][direction] weights; layer k > 0 reads the P * directions features of layer k - 1.
+
+    In the saturating regime only the first layer saturates; the layers above it get moderate
+    weights.  A saturating layer fed by another's h (|h| < 1 instead of inputs of scale 3) is
+    no longer driven by its input: its gain-6 recurrence is chaotic, and its outputs move by
+    more than any float32 tolerance when its input moves by one unit roundoff (the float64
+    reference itself, x perturbed by 2**-24: 1400 x the tolerance at D = H = 512, T = 64, three
+    layers; 7 x at H = 16, T = 32).  No framework could be held to such a case."""
     out_size = spec.proj_size or hidden_size
     return [[make_params(rng, spec, input_size if k == 0 else out_size * directions, hidden_size,
-                         regime, dtype, recurrent_bias=recurrent_bias)
+                         "moderate" if k and regime == "saturating" else regime, dtype,
+                         recurrent_bias=recurrent_bias)
              for _ in range(directions)]
             for k in range(layers)]
 
@@ -124,11 +198,13 @@ def chunked(draw, case_strategy):
 def cases(draw, *, dtype: str = "float32", spec: dict | None = None, batch=(1, 4), steps=(1, 8),
           input_size=(1, 5), hidden_size=(1, 5), initial_state: bool = False, lengths: str | None = None,
           direction: str = "forward", layers: int | tuple[int, int] = 1, recurrent_bias: bool = False,
-          regimes=REGIMES, gate_orders=ALL_GATE_ORDERS, zero_length: bool = False) -> Case:
+          regimes=REGIMES, gate_orders=ALL_GATE_ORDERS, zero_length: bool = False,
+          scale: bool | None = None) -> Case:
     """A Case.  ``spec`` holds fixed LSTMSpec options (drawn values may be given as strategies);
     the gate order is drawn from ``gate_orders``.  ``lengths`` is None or a length_semantics;
     lengths are drawn in [1, T], or with ``zero_length`` in [0, T] with at least one 0 (an empty
-    sequence in the batch)."""
+    sequence in the batch).  ``scale``: True draws the sizes at scale, False never, None in the
+    share of examples the active SizePlan says (a fixed size, lo == hi, stays fixed)."""
     options = {}
     for key, value in (spec or {}).items():
         options[key] = draw(value) if isinstance(value, st.SearchStrategy) else value
@@ -136,11 +212,19 @@ def cases(draw, *, dtype: str = "float32", spec: dict | None = None, batch=(1, 4
     if lengths is not None:
         options["length_semantics"] = lengths
     the_spec = LSTMSpec(**options)
-    b = draw(st.integers(*batch))
-    t = draw(st.integers(*steps))
-    d = draw(st.integers(*input_size))
-    h = draw(st.integers(*hidden_size))
-    n_layers = layers if isinstance(layers, int) else draw(st.integers(*layers))
+    plan = active_size_plan()
+    if scale is None:
+        # The last value means "at scale": Hypothesis shrinks towards 0, the small shapes.
+        scale = plan.share > 0 and draw(st.integers(0, plan.share - 1)) == plan.share - 1
+    if scale:
+        b, t, d, h, n_layers = draw(_sizes_at_scale(plan, the_spec, batch, steps, input_size, hidden_size,
+                                                     layers, 2 if direction == "bidirectional" else 1))
+    else:
+        b = draw(st.integers(*batch))
+        t = draw(st.integers(*steps))
+        d = draw(st.integers(*input_size))
+        h = draw(st.integers(*hidden_size))
+        n_layers = layers if isinstance(layers, int) else draw(st.integers(*layers))
     regime = draw(st.sampled_from(regimes))
     seed = draw(st.integers(0, 2**32 - 1))
     lens = None
@@ -173,3 +257,27 @@ def build_case(rng: np.random.Generator, spec: LSTMSpec, batch: int, steps: int,
         fill_padding(rng, x, lengths, dtype)
     return Case(spec=spec, layers=stack, x=x, initial_state=state, lengths=lengths, direction=direction,
                 dtype=dtype, origin=dict(origin or {}))
+
+
+@st.composite
+def _sizes_at_scale(draw, plan: SizePlan, spec: LSTMSpec, batch, steps, input_size, hidden_size, layers,
+                    directions: int):
+    """(B, T, D, H, layers) from the boundary lists within ``plan``: the layer's sizes first (the
+    boundaries of unit-index bugs), then the batch and the steps that keep the example's work
+    within ``plan.max_work``.  Each is a sorted ``sampled_from``: it shrinks to smaller sizes."""
+    d = draw(st.sampled_from(plan.sizes(BOUNDARY_SIZES, *input_size, plan.max_size)))
+    h = draw(st.sampled_from(plan.sizes(BOUNDARY_SIZES, *hidden_size, plan.max_size)))
+    n_layers = layers if isinstance(layers, int) else draw(st.integers(*layers))
+    p = spec.proj_size or h
+    per_row_step = sum(directions * 4 * h * ((d if k == 0 else directions * p) + p) for k in range(n_layers))
+    budget = plan.max_work / per_row_step if plan.max_work else float("inf")
+    batches = plan.sizes(BOUNDARY_BATCHES, *batch, plan.max_batch)
+    step_choices = plan.sizes(BOUNDARY_STEPS, *steps, plan.max_steps)
+    # Whichever is drawn first may take the budget: a long sequence or a wide batch.
+    if draw(st.booleans()):
+        t = draw(st.sampled_from([v for v in step_choices if v * batches[0] <= budget] or step_choices[:1]))
+        b = draw(st.sampled_from([v for v in batches if v * t <= budget] or batches[:1]))
+    else:
+        b = draw(st.sampled_from([v for v in batches if v * step_choices[0] <= budget] or batches[:1]))
+        t = draw(st.sampled_from([v for v in step_choices if b * v <= budget] or step_choices[:1]))
+    return b, t, d, h, n_layers

@@ -9,6 +9,7 @@ only, not the rounding of the data.
 from __future__ import annotations
 
 import fnmatch
+import math
 from dataclasses import dataclass
 
 
@@ -64,8 +65,34 @@ LOOSENINGS: list[Loosening] = [
 ]
 
 
-def tolerance(dtype: str, *, backend: str = "*", quantity: str = "forward") -> tuple[Tolerance, list[str]]:
-    """The tolerance for ``dtype`` after every matching loosening, and the reasons applied."""
+#: The table holds for dot products of up to this many terms (D + P: the input and the recurrent
+#: part of one gate pre-activation).
+REDUCTION_COVERED = 128
+
+
+def reduction_factor(reduction: int) -> float:
+    """How much a tolerance grows for gate pre-activations summed over ``reduction`` = D + P terms:
+    sqrt(reduction / 128), at least 1.
+
+    Roundoff in a dot product of n terms grows about as sqrt(n) (blocked and pairwise summation,
+    errors of either sign), and the tolerance scales with it.  The constant is measured: the
+    error of torch, ONNX Runtime, TF (BlockLSTM, LSTMCell), tf_keras, Flax and Keras 3 on JAX in
+    float32, as a multiple of the unscaled table, is at most 0.06 at D = H = 16 and grows to
+    0.45 at 256, 1.17 at 1024 (tf_keras; torch 1.32 at T = 512): divided by this factor, at most
+    0.56 (torch, B = 256, D = H = 512) in the saturating regime, the worst.  The number of steps
+    needs no factor of its own: the forget gate contracts the state's error (torch, D = H = 64:
+    0.30 at T = 512 against 0.20 at T = 128).  Measured by bench/error_at_size.py
+    (docs/benchmarks.md)."""
+    if reduction < 1:
+        raise ValueError(f"reduction: expected a positive number of terms, got {reduction!r}")
+    return max(1.0, math.sqrt(reduction / REDUCTION_COVERED))
+
+
+def tolerance(dtype: str, *, backend: str = "*", quantity: str = "forward",
+              reduction: int | None = None) -> tuple[Tolerance, list[str]]:
+    """The tolerance for ``dtype`` after every matching loosening, and the reasons applied;
+    ``reduction``: the longest gate pre-activation sum of the case (D + P of its widest layer),
+    beyond ``REDUCTION_COVERED`` terms the tolerance grows by ``reduction_factor``."""
     if dtype not in TOLERANCES:
         raise ValueError(f"dtype: expected one of {sorted(TOLERANCES)}, got {dtype!r}")
     tol, reasons = TOLERANCES[dtype], []
@@ -74,4 +101,19 @@ def tolerance(dtype: str, *, backend: str = "*", quantity: str = "forward") -> t
                 and fnmatch.fnmatch(dtype, rule.dtype)):
             tol = tol.scaled(rule.factor)
             reasons.append(f"x{rule.factor:g}: {rule.reason}")
+    if reduction is not None and reduction > REDUCTION_COVERED:
+        factor = reduction_factor(reduction)
+        tol = tol.scaled(factor)
+        reasons.append(f"x{factor:.3g}: gate pre-activations sum {reduction} terms (D + P); roundoff grows as "
+                       f"sqrt(terms / {REDUCTION_COVERED}) (tolerances.reduction_factor)")
     return tol, reasons
+
+
+def reduction_of(case) -> int:
+    """D + P of the case's widest layer: the longest dot product of one gate pre-activation."""
+    return max(p.input_size + p.output_size for layer in case.layers for p in layer)
+
+
+def case_tolerance(case, *, backend: str = "*", quantity: str = "forward") -> tuple[Tolerance, list[str]]:
+    """:func:`tolerance` for ``case``: its dtype, grown for its longest pre-activation sum."""
+    return tolerance(case.dtype, backend=backend, quantity=quantity, reduction=reduction_of(case))

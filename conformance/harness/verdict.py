@@ -17,7 +17,7 @@ from adapters.reference_adapter import reference_output
 
 from .compare import Comparison, compare
 from .results import Stats
-from .tolerances import tolerance
+from .tolerances import case_tolerance
 
 #: Input values are printed in a failure report when they hold at most this many numbers.
 SMALL = 120
@@ -26,7 +26,22 @@ STEPS_SHOWN = 12
 
 
 class Mismatch(AssertionError):
-    """A framework computed something other than the reference (the message says what)."""
+    """A framework computed something other than the reference (the message says what; ``cause``
+    says it in one line: which output, how far off or which NaN, or the exception)."""
+
+    def __init__(self, message: str, cause: str = ""):
+        super().__init__(message)
+        self.cause = cause or message.splitlines()[0]
+
+
+def cause_of(failed: list[Comparison]) -> str:
+    """One line for the first failed comparison: its problem, or how far off it is and from
+    which time step."""
+    c = failed[0]
+    if c.problem:
+        return f"{c.name}: {c.problem}"
+    text = f"{c.name}: max abs err {c.max_abs:.3g} ({c.ratio:.3g} x the tolerance)"
+    return text + (f", from t={c.first_bad_step}" if c.first_bad_step is not None else "")
 
 
 def expected_for(adapter: Adapter, case: Case) -> Output:
@@ -37,10 +52,11 @@ def expected_for(adapter: Adapter, case: Case) -> Output:
 def check_output(adapter: Adapter, case: Case, actual: Output, expected: Output, stats: Stats, *,
                  property_name: str, quantity: str = "forward", what: str = "") -> None:
     """Compare y and every final (h, c); record; raise Mismatch with a report on failure."""
-    tol, reasons = tolerance(case.dtype, backend=adapter.name, quantity=quantity)
+    tol, reasons = case_tolerance(case, backend=adapter.name, quantity=quantity)
     if not isinstance(actual, Output):
         raise Mismatch(failure_header(adapter, case, property_name, what) +
-                       f"\n  the adapter returned {type(actual).__name__}, expected an Output")
+                       f"\n  the adapter returned {type(actual).__name__}, expected an Output",
+                       f"the adapter returned {type(actual).__name__}, expected an Output")
     comparisons = [compare("y", actual.y, expected.y, tol, time_axis=1)]
     if len(actual.final) != len(expected.final):
         comparisons.append(Comparison("final", False, np.inf, np.inf, None, None, ratio=np.inf,
@@ -56,6 +72,7 @@ def check_output(adapter: Adapter, case: Case, actual: Output, expected: Output,
             err = np.abs(np.asarray(actual.y, np.float64) - expected.y)
         by_step = np.nan_to_num(err, nan=0.0).max(axis=(0, 2))
     stats.record(comparisons, tol, reasons, by_step)
+    _note_sizes(stats, case)
     if actual.produced:
         stats.produced[actual.produced] = stats.produced.get(actual.produced, 0) + 1
     failed = [c for c in comparisons if not c.ok]
@@ -73,13 +90,13 @@ def check_output(adapter: Adapter, case: Case, actual: Output, expected: Output,
         lines += _tolerance_lines(tol, reasons)
         lines += _values(adapter, case, {"expected y": expected.y, "actual y": actual.y})
         lines.append(_rerun(adapter, property_name))
-        raise Mismatch("\n".join(lines))
+        raise Mismatch("\n".join(lines), cause_of(failed))
 
 
 def check_gradients(adapter: Adapter, case: Case, actual: dict, expected: dict, stats: Stats, *,
                     property_name: str) -> None:
     """Compare every gradient the reference has (keyed like ``reference.lstm_backward``)."""
-    tol, reasons = tolerance(case.dtype, backend=adapter.name, quantity="gradients")
+    tol, reasons = case_tolerance(case, backend=adapter.name, quantity="gradients")
     comparisons = []
     for key, value in expected.items():
         if key not in actual:
@@ -89,13 +106,21 @@ def check_gradients(adapter: Adapter, case: Case, actual: dict, expected: dict, 
             comparisons.append(compare(f"d{key}", actual[key], value, tol,
                                        time_axis=1 if key == "x" else None))
     stats.record(comparisons, tol, reasons)
+    _note_sizes(stats, case)
     failed = [c for c in comparisons if not c.ok]
     if failed:
         lines = [failure_header(adapter, case, property_name)] + ["  " + c.describe() for c in failed]
         lines += _tolerance_lines(tol, reasons)
         lines += _values(adapter, case, {})
         lines.append(_rerun(adapter, property_name))
-        raise Mismatch("\n".join(lines))
+        raise Mismatch("\n".join(lines), cause_of(failed))
+
+
+def failure_report(adapter: Adapter, case: Case, property_name: str, lines: list[str]) -> str:
+    """A failure report that is not a comparison (the callable hung, raised): the header with
+    the counterexample, ``lines``, the inputs when they are few, and the rerun command."""
+    return "\n".join([failure_header(adapter, case, property_name)] + [f"  {line}" for line in lines]
+                     + _values(adapter, case, {}) + [_rerun(adapter, property_name)])
 
 
 def counterexample(case: Case) -> str:
@@ -124,6 +149,12 @@ def failure_header(adapter: Adapter, case: Case, property_name: str, what: str =
     return (f"property {property_name!r} failed on backend {adapter.name!r} ({adapter.identity()})"
             + (f" ({what})" if what else "")
             + f"\n  counterexample: {counterexample(case)}\n  case: {case!r}")
+
+
+def _note_sizes(stats: Stats, case: Case) -> None:
+    first = case.layers[0][0]
+    stats.note_sizes(batch=case.batch, steps=case.steps, input_size=first.input_size,
+                     hidden_size=first.hidden_size)
 
 
 def _tolerance_lines(tol, reasons) -> list[str]:

@@ -26,6 +26,7 @@ from conformance.harness import profiles
 from conformance.harness.results import ResultFile, Stats, write_result_file
 
 UNSUPPORTED = "UNSUPPORTED: "
+NOT_SET_UP = "NOT SET UP: "
 ROW = "lstm_conformance_row"
 _results: dict[str, dict] = {}
 _aliases: dict[str, str] = {}  # --backend value -> adapter name
@@ -40,6 +41,10 @@ def pytest_addoption(parser):
                          "(default: $LSTM_CONFORMANCE_BACKEND)")
     group.addoption("--results", default=os.environ.get("LSTM_CONFORMANCE_RESULTS"),
                     help="directory for <backend>.json result files")
+    group.addoption("--strict-setup", dest="strict_setup", action="store_true",
+                    default=os.environ.get("LSTM_CONFORMANCE_STRICT", "") not in ("", "0"),
+                    help="a backend whose prerequisites are missing on this machine fails instead of "
+                         "being reported 'not set up' (default: $LSTM_CONFORMANCE_STRICT; CI sets it)")
     group.addoption("--fixture-baseline", default=os.environ.get("LSTM_CONFORMANCE_FIXTURE_BASELINE"),
                     help="a directory of recorded golden-fixture outputs (a results directory or its "
                          "fixture-outputs/): report the drift from other framework versions "
@@ -86,6 +91,21 @@ def record(adapter, property_name: str, status: str, stats: Stats | None = None,
         _current_item.user_properties.append((ROW, {"adapter": described, "row": row, "section": section}))
 
 
+def require_set_up(adapter, request, test_name: str | None = None, *, section: str = "properties") -> None:
+    """A backend whose prerequisites are missing here (``Adapter.setup_problem``) is reported
+    "not set up" with the command that fixes it: each of its tests records that row (when it
+    has one: ``test_name``) and is skipped, or fails with --strict-setup (CI sets
+    LSTM_CONFORMANCE_STRICT=1)."""
+    problem = adapter.setup_problem()
+    if not problem:
+        return
+    if test_name is not None:
+        record(adapter, test_name, "not-set-up", None, problem, section=section)
+    if request.config.getoption("strict_setup"):
+        pytest.fail(f"{adapter.name} is not set up on this machine (--strict-setup): {problem}")
+    pytest.skip(NOT_SET_UP + problem)
+
+
 def fixture_baseline(config):
     """The --fixture-baseline directory, or None."""
     return config.getoption("--fixture-baseline") or None
@@ -123,10 +143,20 @@ def pytest_report_teststatus(report, config):
     if report.when == "call" or report.when == "setup":
         if report.skipped and UNSUPPORTED in str(report.longrepr):
             return "unsupported", "U", "UNSUPPORTED"
+        if report.skipped and NOT_SET_UP in str(report.longrepr):
+            return "not set up", "N", "NOT SET UP"
     return None
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    not_set_up = terminalreporter.stats.get("not set up", [])
+    if not_set_up:
+        reasons = sorted({str(rep.longrepr[2] if isinstance(rep.longrepr, tuple) else rep.longrepr)
+                          .split(NOT_SET_UP)[-1] for rep in not_set_up})
+        terminalreporter.write_sep("-", f"{len(not_set_up)} tests of a backend that is not set up on this "
+                                        f"machine (not run; --strict-setup or LSTM_CONFORMANCE_STRICT=1 fails them)")
+        for reason in reasons:
+            terminalreporter.write_line(f"NOT SET UP: {reason}")
     unsupported = terminalreporter.stats.get("unsupported", [])
     if unsupported:
         terminalreporter.write_sep("-", f"{len(unsupported)} properties unsupported by the backend")
@@ -154,6 +184,7 @@ def pytest_sessionfinish(session, exitstatus):
         return
     path = Path(out_dir)
     path.mkdir(parents=True, exist_ok=True)
+    run = run_metadata(session.config)
     for name, entry in _results.items():
         adapter = entry["adapter"]
         write_result_file(path / f"{name}.json", ResultFile(
@@ -161,4 +192,20 @@ def pytest_sessionfinish(session, exitstatus):
             adapter=adapter, hypothesis_profile=session.config._lstm_profile,
             python=sys.version.split()[0], platform=platform.platform(),
             finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), properties=entry["properties"],
-            fixtures=entry.get("fixtures", {})))
+            fixtures=entry.get("fixtures", {}), run=run))
+
+
+def run_metadata(config) -> dict:
+    """The commit of the checkout (None outside git), the tox env (None outside tox) and the
+    command line of this run."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10)
+        commit = out.stdout.strip() if out.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired):
+        commit = None
+    return {"commit": commit or None, "tox_env": os.environ.get("TOX_ENV_NAME"),
+            "command": " ".join(["pytest", *config.invocation_params.args])}

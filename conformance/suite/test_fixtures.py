@@ -23,7 +23,7 @@ from conformance.harness.known_issues import known_issue
 from conformance.harness.requirements import gated
 from conformance.harness.results import Stats
 from conformance.harness.verdict import Mismatch, check_output
-from conformance.suite.conftest import UNSUPPORTED, fixture_baseline, record
+from conformance.suite.conftest import UNSUPPORTED, fixture_baseline, record, require_set_up
 
 NAMES = store.case_names()
 
@@ -51,6 +51,7 @@ def excused(issue, case) -> bool:
 
 @pytest.mark.parametrize("name", [f"golden_{n}" for n in NAMES])
 def test_fixture(adapter, name, request):
+    require_set_up(adapter, request, name, section="fixtures")
     fixture_name = name[len("golden_"):]
     case = store.load(fixture_name)
     stats = Stats()

@@ -10,13 +10,14 @@ from adapters import Unsupported
 from conformance.harness.mutants import CATCHES, applicable
 from conformance.harness.mutation_check import caught
 from conformance.harness.properties import PROPERTIES
-from conformance.suite.conftest import UNSUPPORTED
+from conformance.suite.conftest import UNSUPPORTED, require_set_up
 
 PAIRS = [(p, m) for p, ms in sorted(CATCHES.items()) for m in ms]
 
 
 @pytest.mark.parametrize("property_name,mutation", PAIRS, ids=[f"{p}-{m}" for p, m in PAIRS])
-def test_mutant_is_caught(adapter, property_name, mutation):
+def test_mutant_is_caught(adapter, property_name, mutation, request):
+    require_set_up(adapter, request)
     lacking = PROPERTIES[property_name].requires(adapter.capabilities)
     if lacking:
         pytest.skip(UNSUPPORTED + f"{adapter.name} cannot express {property_name}: lacks " + ", ".join(lacking))

@@ -11,11 +11,12 @@ from conformance.harness.known_issues import known_issue
 from conformance.harness.properties import PROPERTIES
 from conformance.harness.results import Stats
 from conformance.harness.verdict import Mismatch
-from conformance.suite.conftest import UNSUPPORTED, record
+from conformance.suite.conftest import UNSUPPORTED, record, require_set_up
 
 
 @pytest.mark.parametrize("property_name", sorted(PROPERTIES))
 def test_property(adapter, property_name, request):
+    require_set_up(adapter, request, property_name)
     issue = known_issue(adapter.name, property_name)
     narrow = issue is not None and issue.when is not None
     stats = Stats()

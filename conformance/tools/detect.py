@@ -26,16 +26,24 @@ sequence    T=8 from a given state: h is carried through the recurrent kernel.
 long        T=24 with every gate open and the candidate of one sign: |c| grows past 20, well
             beyond TF LSTMBlockCell's default cell_clip of 3.
 
+Packings: every gate order is tried gate-major (the 4H axis is four blocks of H) and unit-major
+(the 4H axis is (H, 4), each unit's four gates side by side, as Chainer's F.lstm splits it), so an
+interleaved LSTM is identified as such.  With ``--hidden-size 1`` the two packings are the same
+array: the verdict is then ambiguous and says so (probe with H >= 2; the default is 2).
+
 Kernel layouts ("D,4H" / "4H,D") and recurrent layouts ("H,4H" / "4H,H") are told apart by the
 shapes the callable accepts (D != H and D != 4H by default) and then by values: a layout on which
 the callable raises or returns wrong shapes is a "no".  Every hypothesis (layout pair x 24 gate
-orders x 3 recurrent activations, each with its estimated forget bias) is ranked on the one-step
+orders x 2 packings x 3 recurrent activations x 3 cell activations (tanh, relu, linear), each with its
+estimated forget bias) is ranked on the one-step
 probe; the best ones are scored on every probe.  The score of a hypothesis is the largest
 |actual - expected| / (atol + rtol |expected|) over all outputs, with the tolerance of the dtype
 under test from ``conformance.tolerances``: a score <= 1 fits.
 
 Verdict: exactly one fit -> exit 0; none -> exit 1 (with the closest hypothesis and the first time
-step where it leaves the tolerance); several -> exit 2 (with what the evidence could not separate:
+step where it leaves the tolerance, and a hint when h_T and c_T come back exchanged); the callable
+cannot be run at all (it raises, or returns what the contract does not allow, on every probe) ->
+exit 3; several -> exit 2 (with what the evidence could not separate:
 a callable that accepts both layouts and transposes by itself, a forget gate that never mattered
 because the callable refused every probe with a state, ...).
 
@@ -47,19 +55,19 @@ estimate is good to about 1e-6 in float32 (1e-12 in float64) before snapping.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from reference import ALL_GATE_ORDERS, LSTMParams, LSTMSpec, lstm_forward
-from reference.activations import RECURRENT_ACTIVATIONS
-from reference.layout import split_gates
-
 from adapters.callable_adapter import (DTYPES, KERNEL_LAYOUTS, RECURRENT_LAYOUTS, Convention, NativeError,
                                       call_native, format_number)
-from reference.layout import orient
+from reference import ALL_GATE_ORDERS, LSTMParams, lstm_forward
+from reference.activations import ACTIVATIONS, RECURRENT_ACTIVATIONS
+from reference.layout import GATE_PACKINGS, orient, permute_params, split_gates
 
 from ..harness.compare import compare
 from ..harness.tolerances import Tolerance, tolerance
@@ -128,7 +136,7 @@ class Hypothesis:
 
 @dataclass
 class Detection:
-    status: str  # "unique", "none", "ambiguous"
+    status: str  # "unique", "none", "ambiguous", or "error": the callable could not be run at all
     best: Hypothesis | None
     runner_up: Hypothesis | None
     fits: list[Hypothesis]
@@ -144,10 +152,11 @@ class Detection:
     hidden_size: int
     seed: int
     forget_bias_determined: bool = True
+    packing_determined: bool = True  # False with H = 1: gate-major and unit-major are the same
 
     @property
     def exit_code(self) -> int:
-        return {"unique": EXIT_UNIQUE, "none": EXIT_NONE, "ambiguous": EXIT_AMBIGUOUS}[self.status]
+        return {"unique": EXIT_UNIQUE, "none": EXIT_NONE, "ambiguous": EXIT_AMBIGUOUS, "error": EXIT_ERROR}[self.status]
 
     def to_dict(self) -> dict:
         conv = self.best.convention if self.best else None
@@ -159,12 +168,15 @@ class Detection:
             "recurrent_layout": conv.recurrent_layout if conv else None,
             "forget_bias": (conv.forget_bias if conv and self.forget_bias_determined else None),
             "recurrent_activation": conv.recurrent_activation if conv else None,
+            "activation": conv.activation if conv else None,
             "max_abs_error": _finite_or_none(self.best.max_abs) if self.best else None,
             "score": _finite_or_none(self.best.ratio) if self.best else None,
             "forget_bias_estimate": self.best.forget_bias_estimate if self.best else None,
             "forget_bias_uncertainty": self.best.spread if self.best else None,
             "forget_bias_determined": self.forget_bias_determined,
-            "presets": presets_with_order(conv.gate_order) if conv else [],
+            "packing": conv.packing if conv and self.packing_determined else None,
+            "packing_determined": self.packing_determined,
+            "presets": presets_with_order(conv.gate_order, conv.packing) if conv else [],
             "runner_up": self.runner_up.summary() if self.runner_up else None,
             "fits": [h.summary() for h in self.fits],
             "reason": self.reason,
@@ -276,12 +288,12 @@ class _Reference:
         self._cache = {}
 
     def __call__(self, probe: Probe, conv: Convention):
-        key = (probe.name, conv.gate_order, conv.forget_bias, conv.recurrent_activation)
+        key = (probe.name, conv.gate_order, conv.forget_bias, conv.recurrent_activation, conv.activation,
+               conv.packing)
         if key not in self._cache:
-            params = LSTMParams(kernel=probe.kernel, recurrent_kernel=probe.recurrent, bias=probe.bias)
-            spec = LSTMSpec(gate_order=conv.gate_order, forget_bias=conv.forget_bias,
-                            recurrent_activation=conv.recurrent_activation)
-            y, (h, c) = lstm_forward(probe.x, params, spec, (probe.h0, probe.c0))
+            params = permute_params(LSTMParams(kernel=probe.kernel, recurrent_kernel=probe.recurrent, bias=probe.bias),
+                                    conv.gate_order, conv.gate_order, from_packing=conv.packing)
+            y, (h, c) = lstm_forward(probe.x, params, conv.spec(), (probe.h0, probe.c0))
             self._cache[key] = (y, h, c)
         return self._cache[key]
 
@@ -298,14 +310,15 @@ def _inverse(activation: str, f: np.ndarray) -> np.ndarray:
 
 
 def estimate_forget_bias(probe: Probe, c_out: np.ndarray, gate_order: str,
-                         activation: str) -> tuple[float, float] | None:
+                         activation: str, cell_activation: str = "tanh",
+                         packing: str = "gate-major") -> tuple[float, float] | None:
     """Closed-form forget bias for one hypothesis from a T=1 probe with a given c0 (see module
     doc): (median, spread) over the usable elements, or None when fewer than 3 are usable."""
     z = probe.x[:, 0] @ probe.kernel + probe.h0 @ probe.recurrent + probe.bias
-    gates = split_gates(z, gate_order)
+    gates = split_gates(z, gate_order, packing=packing)
     ract = RECURRENT_ACTIVATIONS[activation][0]
     with np.errstate(all="ignore"):
-        ig = ract(gates["i"].copy()) * np.tanh(gates["g"])
+        ig = ract(gates["i"].copy()) * ACTIVATIONS[cell_activation][0](gates["g"].copy())
         f_hat = (c_out - ig) / probe.c0
         usable = (np.abs(probe.c0) >= 0.5) & np.isfinite(f_hat) & (f_hat > 0.02) & (f_hat < 0.98)
         if usable.sum() < 3:
@@ -362,24 +375,46 @@ def detect(fn, *, input_size: int = 3, hidden_size: int = 2, dtype: str = "float
         progress(f"ran {calls} calls; layouts accepted: {[_layout_name(lp) for lp in viable] or 'none'}")
 
     if not viable:
-        return Detection("none", None, None, [], _all_refused_reason(errors), dtype, tol, probes, {},
+        return Detection("error", None, None, [], _all_refused_reason(errors), dtype, tol, probes, {},
                          rejected, calls, time.perf_counter() - start, input_size, hidden_size, seed)
     used = [p for p in probes if p.name in everything]
+    status, best, runner_up, fits, reason, fb_determined, packing_determined = _judge(
+        outputs, accepted, viable, used, probes, reference, tol, refused, rejected)
+    if status == "none":
+        # The commonest contract slip: (y, c_T, h_T) returned (TF's LSTMStateTuple is (c, h)).
+        swapped = {lp: {name: (y, c, h) for name, (y, h, c) in out.items()} for lp, out in outputs.items()}
+        verdict = _judge(swapped, accepted, viable, used, probes, reference, tol, refused, rejected)
+        if verdict[0] == "unique":
+            reason = (f"y matches {verdict[1].convention.describe()}, and h_T and c_T match with their places "
+                      f"exchanged: the callable returns (y, c_T, h_T) where the contract is (y, h_T, c_T) "
+                      f"(TF's LSTMStateTuple is (c, h): return state.h, state.c). Otherwise: " + reason)
+    return Detection(status, best, runner_up, fits, reason, dtype, tol, probes, refused, rejected, calls,
+                     time.perf_counter() - start, input_size, hidden_size, seed, fb_determined,
+                     packing_determined)
 
-    # 2. Hypotheses: forget bias estimated per (layout, order, activation), ranked on the first probe.
+
+def _judge(outputs, accepted, viable, used, probes, reference, tol, refused, rejected):
+    """Steps 2 to 4 of :func:`detect` on the callable's outputs: (status, best, runner-up, fits,
+    reason, whether the forget bias was determined, whether the packing was: not with H = 1)."""
+    # 2. Hypotheses: forget bias estimated per (layout, order, activations), ranked on the first probe.
     hypotheses: list[Hypothesis] = []
+    everything = {p.name for p in used}
+    # With H = 1 both packings are the same array: one is enough, and the packing is undetermined.
+    hidden_size = probes[0].h0.shape[1]
+    packings = GATE_PACKINGS if hidden_size > 1 else GATE_PACKINGS[:1]
     for layouts in viable:
         out = outputs[layouts]
-        for activation in RECURRENT_ACTIVATIONS:
-            for order in ALL_GATE_ORDERS:
-                estimate, spread = None, None
-                if "one_step" in out:
-                    found = estimate_forget_bias(probes[0], out["one_step"][2], order, activation)
-                    if found is not None:
-                        estimate, spread = found
-                fb = 0.0 if estimate is None else estimate
-                conv = Convention(order, layouts[0], layouts[1], fb, activation)
-                hypotheses.append(Hypothesis(conv, estimate, spread=spread))
+        for activation, cell_activation, order, packing in itertools.product(
+                RECURRENT_ACTIVATIONS, ACTIVATIONS, ALL_GATE_ORDERS, packings):
+            estimate, spread = None, None
+            if "one_step" in out:
+                found = estimate_forget_bias(probes[0], out["one_step"][2], order, activation, cell_activation,
+                                             packing)
+                if found is not None:
+                    estimate, spread = found
+            fb = 0.0 if estimate is None else estimate
+            conv = Convention(order, layouts[0], layouts[1], fb, activation, cell_activation, packing)
+            hypotheses.append(Hypothesis(conv, estimate, spread=spread))
     for hyp in hypotheses:  # ranked on the first probe its layout pair accepted
         layouts = (hyp.convention.kernel_layout, hyp.convention.recurrent_layout)
         first = next(p for p in used if p.name in accepted[layouts])
@@ -390,9 +425,7 @@ def detect(fn, *, input_size: int = 3, hidden_size: int = 2, dtype: str = "float
         # No closed form without the one-step probe: search the forget bias of the shortlist.
         for k, hyp in enumerate(shortlist):
             c = hyp.convention
-            layouts = (c.kernel_layout, c.recurrent_layout)
-            estimate = _search_forget_bias(outputs[layouts], used, c.gate_order, c.recurrent_activation,
-                                           layouts, reference)
+            estimate = _search_forget_bias(outputs[(c.kernel_layout, c.recurrent_layout)], used, c, reference)
             shortlist[k] = _with_forget_bias(hyp, estimate, estimate)
             shortlist[k].spread = 1e-6 * (1.0 + abs(estimate))
 
@@ -411,14 +444,16 @@ def detect(fn, *, input_size: int = 3, hidden_size: int = 2, dtype: str = "float
     fb_determined = True
     if fits:
         fb_determined = _forget_bias_matters(best, outputs, used, reference, tol)
-    if len(fits) == 1 and fb_determined:
-        status, reason = "unique", _unique_reason(best, runner_up, refused)
-    elif fits:
-        status, reason = "ambiguous", _ambiguous_reason(fits, fb_determined, refused, rejected)
-    else:
-        status, reason = "none", _none_reason(best, probes, outputs, refused, reference, tol)
-    return Detection(status, best, runner_up, fits, reason, dtype, tol, probes, refused, rejected, calls,
-                     time.perf_counter() - start, input_size, hidden_size, seed, fb_determined)
+    packing_determined = hidden_size > 1
+    if len(fits) == 1 and fb_determined and packing_determined:
+        return ("unique", best, runner_up, fits, _unique_reason(best, runner_up, refused), fb_determined,
+                packing_determined)
+    if fits:
+        return ("ambiguous", best, runner_up, fits,
+                _ambiguous_reason(fits, fb_determined, refused, rejected, packing_determined), fb_determined,
+                packing_determined)
+    return ("none", best, runner_up, fits, _none_reason(best, probes, outputs, refused, reference, tol),
+            fb_determined, packing_determined)
 
 
 def _validate_sizes(input_size, hidden_size):
@@ -451,7 +486,7 @@ def _score_all(hyp, outputs, probes, reference, tol):
 
 def _with_forget_bias(hyp: Hypothesis, fb: float, estimate="keep") -> Hypothesis:
     c = hyp.convention
-    conv = Convention(c.gate_order, c.kernel_layout, c.recurrent_layout, fb, c.recurrent_activation)
+    conv = dataclasses.replace(c, forget_bias=fb)
     return Hypothesis(conv, hyp.forget_bias_estimate if estimate == "keep" else estimate, spread=hyp.spread)
 
 
@@ -485,12 +520,12 @@ def _forget_bias_matters(hyp, outputs, probes, reference, tol) -> bool:
     return False
 
 
-def _search_forget_bias(out, probes, order, activation, layouts, reference) -> float:
+def _search_forget_bias(out, probes, convention: Convention, reference) -> float:
     """Forget bias by 1-D search (when the one-step probe was refused): a grid, then golden section."""
     available = [p for p in probes if p.name in out]
 
     def cost(fb):
-        conv = Convention(order, layouts[0], layouts[1], fb, activation)
+        conv = dataclasses.replace(convention, forget_bias=fb)
         total = 0.0
         for p in available:
             for a, e in zip(out[p.name], reference(p, conv)):
@@ -535,21 +570,27 @@ def _unique_reason(best: Hypothesis, runner_up: Hypothesis | None, refused) -> s
 
 def _differences(a: Convention, b: Convention) -> str:
     parts = []
-    for key in ("gate_order", "kernel_layout", "recurrent_layout", "forget_bias", "recurrent_activation"):
+    for key in ("gate_order", "packing", "kernel_layout", "recurrent_layout", "forget_bias",
+                "recurrent_activation", "activation"):
         va, vb = getattr(a, key), getattr(b, key)
         if va != vb:
             parts.append(f"{key.replace('_', ' ')} {f'{vb:.4g}' if isinstance(vb, float) else vb}")
     return ", ".join(parts) or "the same convention"
 
 
-def _ambiguous_reason(fits, fb_determined, refused, rejected) -> str:
+def _ambiguous_reason(fits, fb_determined, refused, rejected, packing_determined=True) -> str:
     reasons = []
+    if not packing_determined:
+        reasons.append("with hidden size 1 a gate-major and a unit-major packing are the same array (each gate "
+                       "is one element of the 4H axis either way), so the packing cannot be told apart: run "
+                       "detect again with --hidden-size 2 or more")
     if not fb_determined:
         reasons.append("the forget bias never changed an output by more than the tolerance: the forget "
                        "gate only matters when c_{t-1} != 0, and the callable refused every probe with a "
                        f"given cell state or more than one step (refused: {sorted(refused) or 'none'})")
     fields = {}
-    for key in ("gate_order", "kernel_layout", "recurrent_layout", "recurrent_activation", "forget_bias"):
+    for key in ("gate_order", "packing", "kernel_layout", "recurrent_layout", "recurrent_activation", "activation",
+                "forget_bias"):
         values = sorted({str(getattr(h.convention, key)) for h in fits})
         if len(values) > 1:
             fields[key] = values
@@ -569,10 +610,14 @@ def _ambiguous_reason(fits, fb_determined, refused, rejected) -> str:
         text = h.convention.describe()
         if not fb_determined:
             text = text.replace(f"forget bias {h.convention.forget_bias:.6g}", "any forget bias")
+        if not packing_determined:
+            text = text.replace(f"gate order {h.convention.gate_order}",
+                                f"gate order {h.convention.gate_order} (gate-major or unit-major)")
         return text + f" (max abs error {h.max_abs:.3g})"
 
     listing = "; ".join(describe(h) for h in fits)
-    head = f"{len(fits)} conventions fit" if len(fits) > 1 else "a convention fits up to its forget bias"
+    head = (f"{len(fits)} conventions fit" if len(fits) > 1 else "a convention fits up to its "
+            + ("forget bias" if not fb_determined else "packing"))
     return f"{head}: {listing}. Why the evidence cannot separate them: " + " ".join(reasons)
 
 
@@ -603,7 +648,8 @@ def _none_reason(best: Hypothesis, probes, outputs, refused, reference, tol) -> 
                      f"{looser}? (then pass --dtype {looser})")
     elif not fit and not clip:
         parts.append("even the one-step probes are off: not an LSTM of the supported conventions (24 gate "
-                     "orders x 4 layouts x 3 recurrent activations x any forget bias)")
+                     "orders x 2 packings x 4 layouts x 3 recurrent activations x 3 activations x any forget "
+                     "bias)")
     if refused:
         parts.append(f"refused probes: {sorted(refused)}")
     return "; ".join(parts)
@@ -646,7 +692,8 @@ def _clip_hint(best: Hypothesis, probes, outputs, failed, reference) -> str | No
 
 
 def _all_refused_reason(errors) -> str:
-    lines = ["the callable raised or returned wrong results for every probe in every layout:"]
+    lines = ["the callable could not be run: it raised or returned results the contract does not allow "
+             "(x, h0, c0, kernel, recurrent_kernel, bias) -> (y, h_T, c_T) for every probe in every layout:"]
     for layouts, errs in errors.items():
         lines.append(f"  {_layout_name(layouts)}: {_first_error(errs)}")
     return "\n".join(lines)
@@ -690,22 +737,29 @@ def render(result: Detection, target: str) -> str:
             f"{name}: {_short(_error_kind(why), 90)}" for name, why in result.rejected_layouts.items()))
     for name, why in result.refused_probes.items():
         lines.append(f"  probe refused: {_short(why)}")
-    verdict = {"unique": "unique match", "none": "NO MATCH", "ambiguous": "AMBIGUOUS"}[result.status]
+    verdict = {"unique": "unique match", "none": "NO MATCH", "ambiguous": "AMBIGUOUS",
+               "error": "COULD NOT RUN THE CALLABLE"}[result.status]
     lines.append(f"verdict: {verdict}")
     best = result.best
-    if best is not None and result.status != "none":
+    if best is not None and result.status not in ("none", "error"):
         conv = best.convention
-        presets = presets_with_order(conv.gate_order)
+        presets = presets_with_order(conv.gate_order, conv.packing) if result.packing_determined else [
+            name for packing in GATE_PACKINGS for name in presets_with_order(conv.gate_order, packing)]
         fb = format_number(conv.forget_bias) if result.forget_bias_determined else "undetermined"
         estimate = ("" if best.forget_bias_estimate is None or not result.forget_bias_determined
                     else f"   (estimated {best.forget_bias_estimate:.9g}"
                     + ("" if best.spread is None else f" +- {best.spread:.1g}") + ", verified)")
         also = f"   (as {', '.join(presets)})" if presets else ""
+        packing = (conv.packing + ("   (gate blocks of H)" if conv.packing == "gate-major" else
+                                   "   (each unit's four gates side by side)")
+                   if result.packing_determined else "undetermined (hidden size 1: gate-major = unit-major)")
         lines += [f"  gate order            {conv.gate_order}{also}",
+                  f"  packing               {packing}",
                   f"  kernel layout         {conv.kernel_layout}",
                   f"  recurrent layout      {conv.recurrent_layout}",
                   f"  forget bias           {fb}{estimate}",
-                  f"  recurrent activation  {conv.recurrent_activation}"]
+                  f"  recurrent activation  {conv.recurrent_activation}",
+                  f"  activation            {conv.activation}"]
     lines.append("  evidence: " + result.reason)
     if result.status == "unique":
         lines.append(f"  check it: python -m conformance check {target} {best.convention.cli_options()}"

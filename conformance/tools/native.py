@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Callable
 
 from reference.gates import GATE_ORDER_PRESETS
+from reference.layout import PRESET_PACKINGS
 
 
-def presets_with_order(order: str) -> list[str]:
-    """Names in GATE_ORDER_PRESETS whose order is ``order`` (which frameworks pack this way)."""
-    return [name for name, value in GATE_ORDER_PRESETS.items() if value == order]
+def presets_with_order(order: str, packing: str = "gate-major") -> list[str]:
+    """Names in GATE_ORDER_PRESETS whose order is ``order`` and whose framework packs ``packing``
+    (which frameworks pack this way)."""
+    return [name for name, value in GATE_ORDER_PRESETS.items()
+            if value == order and PRESET_PACKINGS.get(name, "gate-major") == packing]
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``python -m conformance setup cntk|tf1``: create (or verify, fast) the worker environment of a
+"""``python -m conformance setup cntk|tf1|mxnet|chainer``: create (or verify, fast) the worker environment of a
 framework that needs an old CPython (adapters/worker_env.py says exactly what is missing)."""
 
 from __future__ import annotations
