@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 
 import numpy as np
 
@@ -49,6 +50,10 @@ from .base import Adapter, Capabilities, Case, Output, Unsupported
 from .litert_runtime import LiteRTModel, NotRelocatable, WeightTemplate, produced
 from .tf_block_adapter import import_tensorflow
 from .tf_keras_adapter import TFKerasAdapter
+
+#: Traced functions kept (each holds its layers and graph): the process grew to 8.6 GB with every
+#: signature of a run with the scale sizes kept.
+_FUNCTIONS_KEPT = 16
 
 _FEATURES = frozenset({"initial_state", "forget_bias", "recurrent_bias", "lengths", "empty_sequences",
                        "reverse", "bidirectional", "layers"})
@@ -107,7 +112,7 @@ class TFLiteKerasAdapter(Adapter):
     def __init__(self):
         self.tf = import_tensorflow()
         self.source = TFKerasAdapter()
-        self._functions: dict = {}
+        self._functions: OrderedDict = OrderedDict()  # least recently used first
         self._templates: dict = {}
         self._exports: dict = {}  # structure -> "sequence" (y only) or "states" ([y, h, c])
         self._verified: set = set()  # structures whose weight placement a second probe verified
@@ -135,6 +140,7 @@ class TFLiteKerasAdapter(Adapter):
         p = case.params
         key = (self._structure(case), export, case.batch, p.input_size, p.hidden_size)
         if key in self._functions:
+            self._functions.move_to_end(key)
             return self._functions[key]
         tf = self.tf
         layers = self.source._layers(case, return_state=export == "states")
@@ -173,6 +179,8 @@ class TFLiteKerasAdapter(Adapter):
         holder.weights = [w for layer in layers for w in layer.weights]
         entry = (fn.get_concrete_function(), holder, layers, names)
         self._functions[key] = entry
+        while len(self._functions) > _FUNCTIONS_KEPT:
+            self._functions.popitem(last=False)
         return entry
 
     def _convert(self, case: Case, export: str, weights: list[np.ndarray]) -> bytes:
