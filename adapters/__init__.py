@@ -41,6 +41,12 @@ BACKENDS: dict[str, str] = {
     "onnx2torch": "adapters.onnx2torch_adapter:Onnx2TorchAdapter",
     "keras3-tf2onnx": "adapters.tf2onnx_adapter:Keras3Tf2OnnxAdapter",
     "tf-keras-tf2onnx": "adapters.tf2onnx_adapter:TFKerasTf2OnnxAdapter",
+    "tflite-keras": "adapters.tflite_adapter:TFLiteKerasAdapter",
+    "tflite-keras-drq": "adapters.tflite_adapter:TFLiteKerasDRQAdapter",
+    "litert-lstm": "adapters.litert_native_adapter:LiteRTLSTMAdapter",
+    "openvino-onnx": "adapters.openvino_adapter:OpenVINOOnnxAdapter",
+    "openvino-torch": "adapters.openvino_adapter:OpenVINOTorchAdapter",
+    "openvino-lstmsequence": "adapters.openvino_adapter:OpenVINOLSTMSequenceAdapter",
 }
 
 

@@ -189,7 +189,8 @@ class OnnxRuntimeAdapter(Adapter):
         key = self.graph_key(case)
         return self.output(case, self._session(key).run(None, self.feeds(case, key)))
 
-    def graph_key(self, case: Case) -> tuple:
+    @staticmethod
+    def graph_key(case: Case) -> tuple:
         """The arguments of :meth:`_model` for ``case``: one graph (and session) per key."""
         spec, p0 = case.spec, case.params
         has_bias = any(p.bias is not None or p.recurrent_bias is not None for d in case.layers for p in d) \
@@ -199,7 +200,8 @@ class OnnxRuntimeAdapter(Adapter):
                 tuple(spec_triples(spec, case.num_directions)), spec.activation_clip,
                 spec.coupled_gates == "forget_from_input")
 
-    def feeds(self, case: Case, key: tuple) -> dict[str, np.ndarray]:
+    @staticmethod
+    def feeds(case: Case, key: tuple) -> dict[str, np.ndarray]:
         """The graph's inputs for ``case``: X, sequence_lens, and W, R, B, P, initial_h,
         initial_c of each layer (directions stacked)."""
         spec, has_bias = case.spec, key[5]
@@ -221,7 +223,26 @@ class OnnxRuntimeAdapter(Adapter):
                 feeds[f"initial_c_{k}"] = np.stack([c for _, c in states]).astype(np_dtype)
         return feeds
 
-    def output(self, case: Case, results) -> Output:
+    @classmethod
+    def exported_model(cls, case: Case):
+        """The graph of ``case`` as an exported model holds it: the weights (W_k, R_k, B_k, P_k)
+        moved from graph inputs into initializers (the OpenVINO pipeline converts it; a runtime
+        runs its weights as constants).  Returns (ModelProto, the remaining inputs by name)."""
+        from onnx import numpy_helper
+
+        key = cls.graph_key(case)
+        model = cls._model(*key)
+        feeds = cls.feeds(case, key)
+        consts = {name: value for name, value in feeds.items() if name.split("_")[0] in ("W", "R", "B", "P")}
+        graph = model.graph
+        kept = [i for i in graph.input if i.name not in consts]
+        del graph.input[:]
+        graph.input.extend(kept)
+        graph.initializer.extend(numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items())
+        return model, {name: value for name, value in feeds.items() if name not in consts}
+
+    @staticmethod
+    def output(case: Case, results) -> Output:
         """The Output of the graph's outputs: Y (T, dirs, N, H), then Y_h, Y_c of each layer."""
         dirs = case.num_directions
         y = np.asarray(results[0], dtype=np.float64)  # (T, dirs, N, H)

@@ -56,6 +56,14 @@ LOOSENINGS: list[Loosening] = [
               "accumulates about one more order of magnitude of roundoff than the forward pass"),
     Loosening("*", "long_sequence", "*", 5.0,
               "long sequences (up to 100 steps) accumulate roundoff over proportionally more steps"),
+    # 4400 = 0.088 / 2e-5: the bound below at N = 128 as float32's atol (rtol becomes 0.44); past
+    # 128 terms the table's own sqrt(N / 128) growth continues the same sqrt(N) law.
+    Loosening("*-drq", "*", "float32", 4400.0,
+              "dynamic-range quantization: int8 weights and int8 inputs per batch row, each rounded "
+              "to half a step of max|v| / 127 (2**-8 of the range); a pre-activation sums N = D + P "
+              "such products, whose independent roundings add up to about sqrt(N) * 2**-7 of its "
+              "scale (0.088 at N = 128, where the table's growth with N takes over), passed on at "
+              "most unchanged by sigmoid and tanh (slopes <= 1)"),
 ]
 
 
