@@ -4,7 +4,7 @@ Each file under tests/published/ holds the cases of one source, as that source w
 native packing, its own names), with a "source" block naming the repository, path, commit and
 tests, and the source's own tolerance.  docs/published-vectors.md lists what each confirms.
 
-Two formats:
+Three formats:
 
 onnx-node  one ONNX ``LSTM`` node: ``attributes`` (hidden_size, direction, layout, activations with
            activation_alpha / activation_beta, clip, input_forget), ``inputs`` X, W, R, B,
@@ -15,6 +15,9 @@ nnapi      one NNAPI ``LSTM``, ``UNIDIRECTIONAL_SEQUENCE_LSTM`` or ``BIDIRECTION
            operation: ``operands`` by index (the per-gate weight matrices (n_cell, n_input), biases,
            peepholes, projection, layer-norm coefficients, states, scalars) and ``outputs``.
            The per-gate blocks are joined by reference.layout.join_gates.
+keras-layer  one ``keras.layers.LSTM`` call with constant initializers (``layer``: units,
+           constants, unit_forget_bias, use_bias, go_backwards, return_sequences,
+           zero_output_for_mask, stateful calls) on ``inputs`` x, mask, initial_state.
 
 Every case runs the float64 reference on the float32 inputs and compares every published output
 with |actual - expected| <= atol + rtol * |expected|.
@@ -36,7 +39,8 @@ from reference.layout import join_gates, join_peepholes
 from reference.lstm import lstm_bidirectional
 
 DATA = Path(__file__).resolve().parent / "published"
-SOURCES = ("onnx-backend-lstm", "onnxruntime-lstm-op-test", "openvino-onnx-import-rnn", "nnapi-cts-lstm")
+SOURCES = ("onnx-backend-lstm", "onnxruntime-lstm-op-test", "openvino-onnx-import-rnn", "nnapi-cts-lstm",
+           "keras-lstm-test")
 
 
 @lru_cache(maxsize=None)
@@ -264,9 +268,50 @@ def run_nnapi(case: dict, *, respec=None, reparams=None) -> dict[str, np.ndarray
 
 
 # --------------------------------------------------------------------------------------------
+# Keras layers
+
+def keras_params(layer: dict, input_size: int) -> LSTMParams:
+    """keras.layers.LSTM's weights from constant initializers (gate order ifgo): with
+    unit_forget_bias (Keras' default) the forget block of the bias is 1, not the constant."""
+    units, constants = layer["units"], layer["constants"]
+    bias = None
+    if layer.get("use_bias", True):
+        bias = np.full(4 * units, constants["bias"], np.float32)
+        if layer.get("unit_forget_bias", True):
+            bias[units:2 * units] = 1.0
+    return LSTMParams(kernel=np.full((input_size, 4 * units), constants["kernel"], np.float32),
+                      recurrent_kernel=np.full((units, 4 * units), constants["recurrent_kernel"], np.float32),
+                      bias=bias)
+
+
+def run_keras(case: dict, *, respec=None) -> dict[str, np.ndarray]:
+    """The reference's output of a keras.layers.LSTM call (batch-major).  A mask must be a valid
+    prefix of each row (after the reversal of go_backwards): it becomes lengths, with Keras'
+    "repeat" outputs, or "zeros" under zero_output_for_mask.  ``calls``: the layer is stateful and
+    called that many times on the same input; the last call's output is published."""
+    layer, inputs = case["layer"], case["inputs"]
+    x = array(inputs["x"])
+    params = keras_params(layer, x.shape[-1])
+    spec = LSTMSpec(gate_order="keras", length_semantics="zeros" if layer.get("zero_output_for_mask") else "repeat")
+    spec = respec(spec) if respec else spec
+    backwards = layer.get("go_backwards", False)
+    lengths = None
+    if "mask" in inputs:
+        mask = np.asarray(inputs["mask"], bool)[:, ::-1] if backwards else np.asarray(inputs["mask"], bool)
+        lengths = mask.sum(axis=1)
+        assert all(mask[b, :n].all() for b, n in enumerate(lengths)), "a mask that is not a prefix"
+    if backwards:
+        x = x[:, ::-1]  # Keras' go_backwards: the scan over the reversed sequence
+    state = tuple(array(s) for s in inputs["initial_state"]) if "initial_state" in inputs else None
+    for _ in range(layer.get("calls", 1)):
+        y, state = lstm_forward(x, params, spec, state, lengths=lengths)
+    return {"output": y if layer.get("return_sequences") else state[0]}
+
+
+# --------------------------------------------------------------------------------------------
 # The tests
 
-RUNNERS = {"onnx-node": run_onnx, "nnapi": run_nnapi}
+RUNNERS = {"onnx-node": run_onnx, "nnapi": run_nnapi, "keras-layer": run_keras}
 
 
 def all_cases():
@@ -310,7 +355,8 @@ def worst(source: str, name: str, **options) -> float:
     return max(excess(outputs[k], array(v, np.float64), tolerance)[0] for k, v in case["outputs"].items())
 
 
-ORT, OPENVINO, NNAPI = "onnxruntime-lstm-op-test", "openvino-onnx-import-rnn", "nnapi-cts-lstm"
+ORT, OPENVINO, NNAPI, KERAS = ("onnxruntime-lstm-op-test", "openvino-onnx-import-rnn", "nnapi-cts-lstm",
+                              "keras-lstm-test")
 
 #: (source, case, what is changed, the change): each must put the case past its tolerance.
 MUTANTS = [
@@ -336,6 +382,10 @@ MUTANTS = [
     (NNAPI, "layer_norm_lstm[0]", "layer norm with epsilon 1e-3", lambda s: s.replace(layer_norm_epsilon=1e-3)),
     (NNAPI, "lstm3", "a projection clip of 0.01", lambda s: s.replace(proj_clip=0.01)),
     (NNAPI, "lstm_state", "a run-time forget bias of 1", lambda s: s.replace(forget_bias=1.0)),
+    (KERAS, "correctness", "a run-time forget bias of 1 on top of unit_forget_bias", lambda s: s.replace(forget_bias=1.0)),
+    (KERAS, "masking return_sequences", "padded outputs as zeros, not repeated",
+     lambda s: s.replace(length_semantics="zeros")),
+    (KERAS, "correctness", "hard_sigmoid (Keras 3's) for the sigmoid", lambda s: s.replace(recurrent_activation="hard_sigmoid")),
 ]
 
 
