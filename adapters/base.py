@@ -28,7 +28,14 @@ FEATURES = {
     "recurrent_bias": "a second bias (natively two, or summed into one by the adapter)",
     "peepholes": "peephole connections (i, f see c_{t-1}; o sees c_t)",
     "cell_clip": "clip of the cell state (TF cell_clip)",
-    "gate_clip": "clip of the gate pre-activations (ONNX clip)",
+    "gate_clip": "clip of the gate pre-activations (ONNX clip as ONNX Runtime computes it)",
+    "activation_clip": "ONNX clip as the ONNX spec words it: every activation's input, h(clip(c)) too",
+    "cifg": "coupled input and forget gates, i = 1 - f (TFLite / NNAPI CIFG: no input-gate weights)",
+    "input_forget": "coupled input and forget gates, f = 1 - i (ONNX input_forget as ONNX Runtime computes it)",
+    "layer_norm": "layer-normalised gate pre-activations (TFLite / NNAPI layer-norm LSTM)",
+    "projection_bias": "a bias added after the output projection (TFLite / NNAPI)",
+    "cell_activation": "an activation of the cell state before the output gate other than g's (ONNX h)",
+    "backward_activations": "the backward direction's own activations (ONNX bidirectional, six activations)",
     "projection": "output projection (num_proj / proj_size)",
     "proj_clip": "clip of the projected output",
     "lengths": "per-sequence lengths, with Capabilities.length_semantics",
@@ -50,6 +57,8 @@ class Capabilities:
 
     The first dtype, recurrent activation and activation listed are the ones the properties
     draw unless they say otherwise (float32, sigmoid and tanh for every framework adapter).
+    Activations are canonical names of ``reference.activations``; "family(*)" declares every
+    parameter value of a parameterised one (ONNX's "leaky_relu(*)", ...).
     ``why_not`` says why the framework lacks something (by feature, dtype or activation name),
     for the unsupported messages.
     """

@@ -17,13 +17,22 @@ attribute set serves every drawn example.  The batch and time axes are symbolic.
 * ``sequence_lens``: Y is zero past a sequence's length (measured with onnxruntime 1.31.1),
   Y_h / Y_c are the last valid state.
 * ``initial_h`` / ``initial_c``: passed only when the case has a state (else ORT's own zeros).
-* ``clip`` is the reference's ``gate_clip``.
-* ``activations``: f = Sigmoid, or HardSigmoid with (alpha, beta) = (1/6, 1/2) (Keras 3's
-  hard_sigmoid) or (0.2, 0.5) (Keras 2's); g = h = Tanh, Relu, or Affine(alpha=1, beta=0) for
-  the reference's "linear".  The default (Sigmoid, Tanh, Tanh) is expressed by leaving the
-  attribute out.
-* a run-time forget bias is *folded* into Wb (the packing's ``forget_bias``): the operator has none (``input_forget`` couples i and f, which the reference does not model);
-  a case without ``recurrent_bias`` passes zeros as Rb.
+* ``clip`` is held to the ONNX specification: "applied to the input of activations", which
+  is the reference's ``activation_clip`` (the gate pre-activations, and the cell state where it
+  enters h).  ONNX Runtime clips only the gate pre-activations (onnxruntime#27224; its
+  ``activation_h_`` functions are handed the clipped copy of C_t and ignore it): a known issue.
+  The reference's ``gate_clip`` is what ORT computes, which no ONNX attribute specifies:
+  unsupported here.
+* ``activations``: any of the eleven ONNX functions for f, g and h (``adapters.onnx_activations``
+  writes them with every alpha and beta), per direction for a bidirectional node.  The default
+  (Sigmoid, Tanh, Tanh) is expressed by leaving the attribute out.
+* ``input_forget=1``: ONNX Runtime computes f = 1 - i (uni_directional_lstm.cc), the
+  reference's coupled_gates "forget_from_input"; the forget gate's weights and peephole are
+  passed and ignored.
+* a run-time forget bias is *folded* into Wb (the packing's ``forget_bias``): the operator has
+  none; a case without ``recurrent_bias`` passes zeros as Rb.
+* ``layout=1`` (batch-major X, Y, Y_h, Y_c): ONNX Runtime 1.31.1 refuses it ("Batchwise
+  recurrent operations (layout == 1) are not supported") and so it is not used.
 * stacked layers are LSTM nodes chained in one graph: the next layer reads the previous Y
   transposed to (T, B, num_directions, H) and reshaped to (T, B, num_directions * H).
 
@@ -38,40 +47,17 @@ import numpy as np
 
 from reference.spec import LSTMParams, LSTMSpec
 
+from reference.activations import EVERY_ACTIVATION, EVERY_RECURRENT
+
 from .base import Adapter, Capabilities, Case, Output
+from .onnx_activations import attributes as activation_attributes, spec_triples
 from .packings import PACKINGS
 
 #: ONNX opset of the graph (LSTM-22 is the newest LSTM version) and the IR version ORT accepts.
 OPSET = 22
 IR_VERSION = 10
 
-#: Reference activation name -> (ONNX activation name, alpha, beta) (None: no parameters).
-RECURRENT_ACTIVATIONS = {
-    "sigmoid": ("Sigmoid", None, None),
-    "hard_sigmoid": ("HardSigmoid", 1.0 / 6.0, 0.5),
-    "hard_sigmoid_keras2": ("HardSigmoid", 0.2, 0.5),
-}
-ACTIVATIONS = {
-    "tanh": ("Tanh", None, None),
-    "relu": ("Relu", None, None),
-    "linear": ("Affine", 1.0, 0.0),
-}
 _NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16}
-
-
-def activation_attributes(recurrent_activation: str, activation: str, directions: int) -> dict:
-    """The LSTM node's ``activations`` (f, g, h per direction) with ``activation_alpha`` /
-    ``activation_beta``; empty for the default (Sigmoid, Tanh, Tanh), which is left out."""
-    if (recurrent_activation, activation) == ("sigmoid", "tanh"):
-        return {}
-    f, g = RECURRENT_ACTIVATIONS[recurrent_activation], ACTIVATIONS[activation]
-    attrs: dict = {"activations": []}
-    for name, alpha, beta in (f, g, g) * directions:
-        attrs["activations"].append(name)
-        if alpha is not None:
-            attrs.setdefault("activation_alpha", []).append(alpha)
-            attrs.setdefault("activation_beta", []).append(beta)
-    return attrs
 
 
 def _native_params(params: LSTMParams, spec: LSTMSpec) -> dict[str, np.ndarray]:
@@ -103,18 +89,24 @@ class OnnxRuntimeAdapter(Adapter):
     weight_orientation = "W (dirs, 4H, D), R (dirs, 4H, H), P (dirs, 3H) ordered i, o, f"
     capabilities = Capabilities(
         dtypes=tuple(_NUMPY_DTYPES),
-        recurrent_activations=tuple(RECURRENT_ACTIVATIONS),
-        activations=tuple(ACTIVATIONS),
-        features=frozenset({"initial_state", "forget_bias", "recurrent_bias", "peepholes", "gate_clip",
-                            "lengths", "empty_sequences", "reverse", "bidirectional", "layers"}),
+        recurrent_activations=EVERY_RECURRENT,
+        activations=EVERY_ACTIVATION,
+        features=frozenset({"initial_state", "forget_bias", "recurrent_bias", "peepholes", "activation_clip",
+                            "input_forget", "cell_activation", "backward_activations", "lengths",
+                            "empty_sequences", "reverse", "bidirectional", "layers"}),
         length_semantics="zeros",
         reverse_time_order="aligned",
         max_layers=3,
         gradient_dtypes=(),
         why_not={"projection": "the ONNX LSTM operator has no projection",
                  "proj_clip": "the ONNX LSTM operator has no projection",
-                 "cell_clip": "the ONNX LSTM operator has no cell_clip (its clip attribute clips gate "
-                              "pre-activations)",
+                 "cell_clip": "the ONNX LSTM operator has no cell_clip (its clip attribute clips the inputs of "
+                              "the activations)",
+                 "gate_clip": "ONNX's clip is specified to clip every activation's input, h(clip(c)) too: that is "
+                              "activation_clip (ONNX Runtime computes only this gate part: a known issue)",
+                 "cifg": "ONNX's input_forget computes f = 1 - i in ONNX Runtime (input_forget), not i = 1 - f",
+                 "layer_norm": "the ONNX LSTM operator has no layer normalisation",
+                 "projection_bias": "the ONNX LSTM operator has no projection",
                  "float64": "ORT 1.31.1's LSTM kernel: 'LSTM operator does not support double yet'",
                  "bfloat16": "the CPU LSTM kernel has float32 and float16 only",
                  "length_semantics repeat": "Y is zero past sequence_lens",
@@ -137,15 +129,17 @@ class OnnxRuntimeAdapter(Adapter):
 
     @staticmethod
     def _model(dtype, input_size, hidden, layers, direction, has_bias, has_peephole, has_lengths,
-               has_state, recurrent_activation, activation, clip):
+               has_state, triples, clip, input_forget):
         from onnx import TensorProto, helper
 
         elem = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16}[dtype]
         dirs = 2 if direction == "bidirectional" else 1
         attrs = {"hidden_size": hidden, "direction": direction, "layout": 0,
-                 **activation_attributes(recurrent_activation, activation, dirs)}
+                 **activation_attributes(list(triples))}
         if clip is not None:
             attrs["clip"] = clip
+        if input_forget:
+            attrs["input_forget"] = 1
 
         def value(name, shape, elem_type=elem):
             return helper.make_tensor_value_info(name, elem_type, shape)
@@ -195,16 +189,19 @@ class OnnxRuntimeAdapter(Adapter):
         key = self.graph_key(case)
         return self.output(case, self._session(key).run(None, self.feeds(case, key)))
 
-    def graph_key(self, case: Case) -> tuple:
+    @staticmethod
+    def graph_key(case: Case) -> tuple:
         """The arguments of :meth:`_model` for ``case``: one graph (and session) per key."""
         spec, p0 = case.spec, case.params
         has_bias = any(p.bias is not None or p.recurrent_bias is not None for d in case.layers for p in d) \
             or bool(spec.forget_bias)
         return (case.dtype, p0.input_size, p0.hidden_size, len(case.layers), case.direction, has_bias,
                 spec.use_peepholes, case.lengths is not None, case.initial_state is not None,
-                spec.recurrent_activation, spec.activation, spec.gate_clip)
+                tuple(spec_triples(spec, case.num_directions)), spec.activation_clip,
+                spec.coupled_gates == "forget_from_input")
 
-    def feeds(self, case: Case, key: tuple) -> dict[str, np.ndarray]:
+    @staticmethod
+    def feeds(case: Case, key: tuple) -> dict[str, np.ndarray]:
         """The graph's inputs for ``case``: X, sequence_lens, and W, R, B, P, initial_h,
         initial_c of each layer (directions stacked)."""
         spec, has_bias = case.spec, key[5]
@@ -226,7 +223,26 @@ class OnnxRuntimeAdapter(Adapter):
                 feeds[f"initial_c_{k}"] = np.stack([c for _, c in states]).astype(np_dtype)
         return feeds
 
-    def output(self, case: Case, results) -> Output:
+    @classmethod
+    def exported_model(cls, case: Case):
+        """The graph of ``case`` as an exported model holds it: the weights (W_k, R_k, B_k, P_k)
+        moved from graph inputs into initializers (the OpenVINO pipeline converts it; a runtime
+        runs its weights as constants).  Returns (ModelProto, the remaining inputs by name)."""
+        from onnx import numpy_helper
+
+        key = cls.graph_key(case)
+        model = cls._model(*key)
+        feeds = cls.feeds(case, key)
+        consts = {name: value for name, value in feeds.items() if name.split("_")[0] in ("W", "R", "B", "P")}
+        graph = model.graph
+        kept = [i for i in graph.input if i.name not in consts]
+        del graph.input[:]
+        graph.input.extend(kept)
+        graph.initializer.extend(numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items())
+        return model, {name: value for name, value in feeds.items() if name not in consts}
+
+    @staticmethod
+    def output(case: Case, results) -> Output:
         """The Output of the graph's outputs: Y (T, dirs, N, H), then Y_h, Y_c of each layer."""
         dirs = case.num_directions
         y = np.asarray(results[0], dtype=np.float64)  # (T, dirs, N, H)

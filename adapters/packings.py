@@ -33,6 +33,13 @@ cntk       ``W`` (D, 4H), ``H`` (P, 4H), ``b`` (4H,), peepholes ``Ci``, ``Cf``, 
            projection ``P`` (H, P); gate order igfo (cntk/layers/blocks.py, _RecurrentBlock).
 onnx       ``W`` (4H, D), ``R`` (4H, H), ``B`` (8H,) = [Wb, Rb], ``P`` (3H,) peepholes ordered
            i, o, f; gate order iofg (the LSTM operator; a model stacks directions on axis 0).
+openvino   ``W`` (4H, D), ``R`` (4H, H), ``B`` (4H,): the inputs of OpenVINO's ``LSTMSequence`` /
+           ``LSTMCell`` (one direction; a model stacks directions on axis 0), gate order figo ("fico"
+           in the spec); B is *one* bias, "the sum of biases (weight and recurrence)".
+litert     the per-gate operands of LiteRT's ``UNIDIRECTIONAL_SEQUENCE_LSTM`` (tensorflow/lite/kernels/
+           lstm_shared.h): ``input_to_{input,forget,cell,output}_weights`` (H, D),
+           ``recurrent_to_*_weights`` (H, P), ``{input,forget,cell,output}_gate_bias`` (H,),
+           peepholes ``cell_to_{input,forget,output}_weights`` (H,), ``projection_weights`` (P, H).
 haiku      ``linear/w`` (D + H, 4H) applied to concat([x, h]) and ``linear/b`` (4H,): the ``hk.Linear``
            inside ``hk.LSTM`` (parameters ``<lstm name>/linear``); gate order igfo
            (``i, g, f, o = jnp.split(gated, 4)``); the core adds 1 to the forget pre-activation at
@@ -355,6 +362,51 @@ def _onnx_params(arrays: dict) -> LSTMParams:
                              bias=wb, recurrent_bias=rb, peephole=peephole))
 
 
+def _openvino_names(p: LSTMParams) -> dict:
+    return {"W": orient(p.kernel, "4H,D", rows="D"), "R": orient(p.recurrent_kernel, "4H,H", rows="H"),
+            "B": np.asarray(p.bias)}
+
+
+def _openvino_params(arrays: dict) -> LSTMParams:
+    a = _Arrays(arrays, "openvino")
+    return a.done(LSTMParams(kernel=orient(a.take("W"), "4H,D", rows="D"),
+                             recurrent_kernel=orient(a.take("R"), "4H,H", rows="H"),
+                             bias=a.take("B", required=False)))
+
+
+#: LiteRT's gate names by reference gate letter, and its peephole names.
+LITERT_GATES = {"i": "input", "f": "forget", "g": "cell", "o": "output"}
+LITERT_PEEPHOLES = {g: f"cell_to_{LITERT_GATES[g]}_weights" for g in REFERENCE_PEEPHOLE_ORDER}
+
+
+def _litert_names(p: LSTMParams) -> dict:
+    ins, recs = split_gates(p.kernel, "ifgo"), split_gates(p.recurrent_kernel, "ifgo")
+    out = {}
+    for g, name in LITERT_GATES.items():
+        out[f"input_to_{name}_weights"] = np.ascontiguousarray(ins[g].T)
+        out[f"recurrent_to_{name}_weights"] = np.ascontiguousarray(recs[g].T)
+    if p.bias is not None:
+        out.update({f"{name}_gate_bias": b for g, name in LITERT_GATES.items()
+                    for b in [split_gates(p.bias, "ifgo")[g]]})
+    if p.peephole is not None:
+        out.update(_peephole_names(p.peephole, LITERT_PEEPHOLES))
+    if p.projection is not None:
+        out["projection_weights"] = np.ascontiguousarray(np.asarray(p.projection).T)
+    return out
+
+
+def _litert_params(arrays: dict) -> LSTMParams:
+    a = _Arrays(arrays, "litert")
+    kernel = join_gates({g: a.take(f"input_to_{n}_weights").T for g, n in LITERT_GATES.items()}, "ifgo")
+    recurrent = join_gates({g: a.take(f"recurrent_to_{n}_weights").T for g, n in LITERT_GATES.items()}, "ifgo")
+    biases = {g: a.take(f"{n}_gate_bias", required=False) for g, n in LITERT_GATES.items()}
+    bias = join_gates(biases, "ifgo") if all(b is not None for b in biases.values()) else None
+    projection = a.take("projection_weights", required=False)
+    return a.done(LSTMParams(kernel=kernel, recurrent_kernel=recurrent, bias=bias,
+                             peephole=a.peepholes(LITERT_PEEPHOLES),
+                             projection=None if projection is None else projection.T.copy()))
+
+
 def flax_layer_names(forget_input: str) -> tuple[dict[str, str], dict[str, str]]:
     """Flax's per-gate Dense layers by gate letter: (input side, recurrent side)."""
     inputs = {g: "i" + (forget_input if g == "f" else g) for g in GATES}
@@ -448,6 +500,9 @@ PACKINGS: dict[str, Packing] = {
         Packing("cntk", "cntk", _cntk_names, _cntk_params, holds=frozenset({"peephole", "projection"})),
         Packing("onnx", "onnx", _onnx_names, _onnx_params, two_biases=True,
                 holds=frozenset({"recurrent_bias", "peephole"})),
+        Packing("openvino", "openvino", _openvino_names, _openvino_params),
+        Packing("litert", "ifgo", _litert_names, _litert_params, bias_optional=True,
+                holds=frozenset({"peephole", "projection"})),
         Packing("paddle", "paddle", *_transposed("paddle", "weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ho",
                                                  projection_layout="H,P"),
                 two_biases=True, holds=frozenset({"recurrent_bias", "projection"})),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 from reference import lstm_forward, lstm_stack
-from reference.activations import ACTIVATIONS, RECURRENT_ACTIVATIONS
+from reference.activations import EVERY_ACTIVATION, EVERY_RECURRENT
 
 from .base import FEATURES, Adapter, Capabilities, Case, Output
 
@@ -33,8 +33,8 @@ class ReferenceAdapter(Adapter):
     bias_convention = "bias and optional recurrent_bias"
     capabilities = Capabilities(
         dtypes=("float32", "float64", "float16", "bfloat16"),
-        recurrent_activations=tuple(RECURRENT_ACTIVATIONS),
-        activations=tuple(ACTIVATIONS),
+        recurrent_activations=EVERY_RECURRENT,
+        activations=EVERY_ACTIVATION,
         features=frozenset(FEATURES) - {"step", "stateful"},
         length_semantics="zeros",
         reverse_time_order="aligned",

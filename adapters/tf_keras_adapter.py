@@ -114,11 +114,12 @@ class TFKerasAdapter(Adapter):
                 "activation": _ACTIVATIONS[spec.activation], "dtype": case.dtype,
                 "kernel_initializer": "zeros", "recurrent_initializer": "zeros"}
 
-    def _layers(self, case: Case) -> list:
-        """Built layers, one per stacked layer (LSTM or Bidirectional(LSTM))."""
+    def _layers(self, case: Case, *, return_state: bool = True) -> list:
+        """Built layers, one per stacked layer (LSTM or Bidirectional(LSTM)); ``return_state=False``
+        builds them as a sequence model exports them (the TFLite pipeline, adapters/tflite_adapter.py)."""
         p = case.params
         key = ("layers", case.dtype, p.input_size, p.hidden_size, case.spec.recurrent_activation,
-               case.spec.activation, len(case.layers), case.direction)
+               case.spec.activation, len(case.layers), case.direction, return_state)
 
         def make():
             import_tensorflow()
@@ -126,7 +127,7 @@ class TFKerasAdapter(Adapter):
 
             layers, in_size = [], p.input_size
             for _ in range(len(case.layers)):
-                lstm = tf_keras.layers.LSTM(p.hidden_size, return_sequences=True, return_state=True,
+                lstm = tf_keras.layers.LSTM(p.hidden_size, return_sequences=True, return_state=return_state,
                                             go_backwards=case.direction == "reverse", **self._options(case))
                 layer = (tf_keras.layers.Bidirectional(lstm, merge_mode="concat", dtype=case.dtype)
                          if case.direction == "bidirectional" else lstm)

@@ -223,8 +223,16 @@ ACTIVATIONS = {
 NAMED = {**RECURRENT_ACTIVATIONS, **ACTIVATIONS,
          "softsign": (_softsign, _d_softsign), "softplus": (_softplus, _d_softplus)}
 #: The named ones that are a family with fixed parameters.
-_NAMED_AS = {"linear": ("affine", 1.0, 0.0), "hard_sigmoid": ("hard_sigmoid", 1.0 / 6.0, 0.5),
+NAMED_AS = {"linear": ("affine", 1.0, 0.0), "hard_sigmoid": ("hard_sigmoid", 1.0 / 6.0, 0.5),
              "hard_sigmoid_keras2": ("hard_sigmoid", 0.2, 0.5)}
+
+#: What an adapter that computes every activation declares (named ones, then every family with
+#: any parameters), in the order the first of which is the default: sigmoid for the gates, tanh
+#: for the candidate.
+EVERY_RECURRENT = tuple(RECURRENT_ACTIVATIONS) + tuple(a for a in NAMED if a not in RECURRENT_ACTIVATIONS) + tuple(
+    f"{f}(*)" for f in FAMILIES)
+EVERY_ACTIVATION = tuple(ACTIVATIONS) + tuple(a for a in NAMED if a not in ACTIVATIONS) + tuple(
+    f"{f}(*)" for f in FAMILIES)
 
 _PARAMETERS = re.compile(r"^([a-z_]+)\((.*)\)$")
 
@@ -260,7 +268,7 @@ def parse(name, argument: str = "activation") -> Activation:
         raise ValueError(f"{argument}: expected a name such as 'tanh' or 'leaky_relu(alpha=0.1)', got {name!r}")
     text = name.replace(" ", "")
     if text in NAMED:
-        family, alpha, beta = _NAMED_AS.get(text, (text, None, None))
+        family, alpha, beta = NAMED_AS.get(text, (text, None, None))
         return Activation(text, family, alpha, beta)
     match = _PARAMETERS.match(text)
     family = match.group(1) if match else text
@@ -281,7 +289,7 @@ def parse(name, argument: str = "activation") -> Activation:
         if not math.isfinite(params[key]):
             raise ValueError(f"{argument}: {key} expected a finite number, got {value!r} in {name!r}")
     alpha, beta = params["alpha"], params["beta"]
-    for named, fixed in _NAMED_AS.items():
+    for named, fixed in NAMED_AS.items():
         if fixed == (family, alpha, beta):
             return Activation(named, family, alpha, beta)
     shown = [f"{k}={_number(v)}" for k, v in (("alpha", alpha), ("beta", beta)) if v is not None]
@@ -291,6 +299,17 @@ def parse(name, argument: str = "activation") -> Activation:
 def canonical(name) -> str:
     """The one spelling of an activation name (ValueError if it names none)."""
     return parse(name).name
+
+
+#: Families whose values are bounded (the others grow with their input: an LSTM whose g or h is
+#: one of them can have exploding, ill-conditioned dynamics).
+BOUNDED = frozenset({"sigmoid", "tanh", "hard_sigmoid", "softsign", "scaled_tanh"})
+
+
+def bounded(name: str) -> bool:
+    """Whether the activation ``name`` has bounded values."""
+    act = parse(name)
+    return act.family in BOUNDED or act.name in BOUNDED
 
 
 def family_of(name: str) -> str:

@@ -63,6 +63,10 @@ GATE_ORDER_PRESETS: dict[str, str] = {
     # (H, 4), each unit's four gates side by side (chainer/functions/rnn/lstm.py, _extract_gates;
     # reference.layout.PRESET_PACKINGS).  Chainer's NStepLSTM keeps one matrix per gate instead.
     "chainer": "gifo",
+    # OpenVINO LSTMCell / LSTMSequence (opset 4 / 5 and later): W, R, B "Expected format: fico"
+    # (the op spec and openvino.opset*.lstm_sequence); the reference kernel splits the gates as
+    # X_W_fico[0..3] = f, i, c, o (src/core/reference/include/openvino/reference/lstm_cell.hpp).
+    "openvino": "figo",
 }
 
 #: ONNX orders its peephole vector P as [Pi, Po, Pf]; the reference stores peepholes as i, f, o.

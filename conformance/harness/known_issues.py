@@ -13,6 +13,10 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
+from adapters.reference_adapter import reference_output
+
 
 @dataclass(frozen=True)
 class KnownIssue:
@@ -40,9 +44,34 @@ def _empty_sequence_with_state(case) -> bool:
     return _empty_sequence(case) and case.initial_state is not None
 
 
+def _padded(case) -> bool:
+    """Some sequence of the batch is shorter than the padded length (a length below T)."""
+    return case.lengths is not None and bool((case.lengths < case.steps).any())
+
+
 def _padded_reverse_with_state(case) -> bool:
     return (case.direction == "reverse" and case.lengths is not None
             and bool((case.lengths < case.steps).any()) and case.initial_state is not None)
+
+
+def _clip_reaches_h(case) -> bool:
+    """An activation_clip case in which clipping the cell state where it enters h changes an output
+    (the reference with the clip of the gate pre-activations only computes something else)."""
+    if case.spec.activation_clip is None:
+        return False
+    gates_only = case.replace(spec=case.spec.replace(activation_clip=None, gate_clip=case.spec.activation_clip))
+    a, b = reference_output(case), reference_output(gates_only)
+    return not (np.array_equal(a.y, b.y) and all(np.array_equal(u, v) for fa, fb in zip(a.final, b.final)
+                                                 for u, v in zip(fa, fb)))
+
+
+_ORT_CLIP = (
+    "ONNX's clip is 'applied to the input of activations' (Operators.md#LSTM), h(C_t) included; ONNX Runtime's "
+    "CPU kernel clips only the gate pre-activations: its activation_h_ functions are handed a clipped copy of C_t "
+    "and ignore it (uni_directional_lstm.cc GateComputations, rnn_helpers.cc), so wherever |c| exceeds the clip "
+    "the outputs are those of a gates-only clip (measured: within 0.007 of the tolerance of it, 40 to 6500 times "
+    "the tolerance away from the specified clip).  onnxruntime#27224 (closed as stale), fix onnxruntime#27239 "
+    "(open, not merged) (docs/frameworks/onnxruntime.md)")
 
 
 def _ignored_by_onednn(case) -> bool:
@@ -63,6 +92,35 @@ _MXNET_ONEDNN = (
     "state clip: no issue found (docs/frameworks/mxnet.md)")
 
 
+#: The cell clip the TFLite converter gives the fused op of a Keras LSTM (docs/converters/litert.md).
+TFLITE_KERAS_CELL_CLIP = 10.0
+
+
+def _tflite_cell_clip_active(case) -> bool:
+    """The reference's cell state reaches |c| > 10 somewhere in the case: a cell clip of 10
+    changes the reference's result (computed both ways)."""
+    if case.spec.cell_clip is not None:
+        return False
+    clipped = case.replace(spec=case.spec.replace(cell_clip=TFLITE_KERAS_CELL_CLIP))
+    a, b = reference_output(case), reference_output(clipped)
+    return not (np.array_equal(a.y, b.y) and all(np.array_equal(x, y) for p, q in zip(a.final, b.final)
+                                                 for x, y in zip(p, q)))
+
+
+#: OpenVINO's CPU plugin and per-sequence lengths (docs/converters/openvino.md).
+_OPENVINO_SEQUENCE_LENGTHS = (
+    "with a dynamic input shape the CPU plugin runs LSTMSequence as one oneDNN RNN primitive "
+    "(RNNSeq) and ignores sequence_lengths: every sequence runs to the padded length T (its padded "
+    "steps' garbage enters the state, Y is not zero there, Ho/Co are the states after step T, and "
+    "a reverse direction starts at step T - 1).  src/plugins/intel_cpu/src/nodes/rnn.cpp, "
+    "RNN::isSupportedOperation: 'WA: dynamic shapes make impossible to check seq_len due to "
+    "shapeOf subgraphs ... if (data_pshape.is_dynamic()) return true;' skips the "
+    "is_seq_len_provided check that sends a sequence with lengths to the TensorIterator "
+    "decomposition (ConvertSequenceToTensorIterator), which honours them (openvinotoolkit/"
+    "openvino pull request #10710, 'Disabled sequences decomposition for dynamic case', 2022); "
+    "the same model with static shapes is decomposed and right (tests/test_openvino_facts.py). "
+    "No upstream issue found for the wrong results"
+)
 def _projection_with_padding(case) -> bool:
     return (bool(case.spec.proj_size) and case.lengths is not None
             and bool((case.lengths < case.steps).any()))
@@ -145,6 +203,9 @@ KNOWN_ISSUES: list[KnownIssue] = [
         "ran (docs/frameworks/onnxruntime.md); with a zero initial state the two agree",
         when=_empty_sequence_with_state, when_text="batches with an empty sequence and a given initial state",
     ),
+    *(KnownIssue("onnxruntime", prop, "onnxruntime 1.31.1 (onnx 1.23.2, opset 22)", _ORT_CLIP, when=_clip_reaches_h,
+                 when_text="cases in which the cell state entering h exceeds the clip")
+      for prop in ("activation_clip", "option_combinations")),
     KnownIssue(
         "torch-onnx", "zero_length", "torch 2.13.0 (TorchScript exporter), onnxruntime 1.31.1",
         "the exported graph passes the lengths to the ONNX LSTM node's sequence_lens, and ORT's CPU "
@@ -226,6 +287,70 @@ KNOWN_ISSUES: list[KnownIssue] = [
         "with seq_length it is float64-accurate (docs/frameworks/mindspore.md)",
         when=_float64_without_state, when_text="float64 cases without an initial state or lengths (the fused kernel)",
     ),
+]
+
+
+_TFLITE_CELL_CLIP = (
+    "the converter fuses a Keras LSTM into UNIDIRECTIONAL_SEQUENCE_LSTM with cell_clip = 10.0: "
+    "tensorflow/compiler/mlir/lite/utils/lstm_utils.cc, ConvertKerasLSTMLayer, passes "
+    "builder->getF32FloatAttr(10.0) as the op's cell_clip (Keras clips nothing), so the cell "
+    "state is clipped to [-10, 10] at every step; h = o * tanh(c) hides it while tanh(10) "
+    "rounds to 1 in float32, the cell state and every later step do not (docs/converters/litert.md). "
+    "No upstream issue found"
+)
+_TFLITE_VERSIONS = "tensorflow-cpu 2.21.0, tf_keras 2.21.0, ai-edge-litert 2.3.0"
+
+KNOWN_ISSUES += [
+    issue
+    for backend in ("tflite-keras", "tflite-keras-drq")
+    for issue in (
+        # Whole property: the decoder's cell state (seeded with the encoder's, |c| up to ~10) is
+        # what crosses 10, and a narrow entry sees only the encoder's case.
+        KnownIssue(backend, "state_transfer", _TFLITE_VERSIONS,
+                   _TFLITE_CELL_CLIP + "; here the decoder, seeded with the encoder's final state, "
+                   "crosses |c| = 10 (the 'accumulating' regime)"),
+        KnownIssue(backend, "*", _TFLITE_VERSIONS, _TFLITE_CELL_CLIP, when=_tflite_cell_clip_active,
+                   when_text="cases whose cell state exceeds 10 in magnitude"),
+    )
+]
+KNOWN_ISSUES.append(KnownIssue(
+    "litert-lstm", "activation_linear", "ai-edge-litert 2.3.0",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM with fused_activation_function NONE (the schema's linear) "
+    "computes h = o * (a stale scratch buffer) instead of o * c: lstm_eval.cc writes "
+    "ApplyActivationToVector(cell_state, ..., activation, scratch) and multiplies the output gate "
+    "by scratch, and tensorflow/lite/kernels/internal/tensor_utils.h's ApplyActivationToVector "
+    "returns on kTfLiteActNone without writing its result.  The TFLite converter "
+    "never emits NONE for an LSTM (a Keras 'linear' LSTM stays a WHILE loop), so only models "
+    "written by other tools reach it (apache/tvm#19633's review states the intended NONE semantics: "
+    "a linear candidate and cell output).  No upstream issue found"))
+
+
+_OPENVINO_ONNX_PEEPHOLES = (
+    "openvino.convert_model's ONNX frontend reads the LSTM's peephole input P and drops it: "
+    "src/frontends/onnx/frontend/src/op/lstm.cpp builds v5::LSTMSequence from X, initial_h, "
+    "initial_c, sequence_lens, W, R and B only (LSTMSequence-5 has no peephole input; the ONNX "
+    "importer moved to it in openvinotoolkit/openvino pull request #2511, 2020), so the model "
+    "computes the LSTM without peepholes (measured: equal to the reference without P to 7e-8).  "
+    "No upstream issue found"
+)
+
+
+def _peepholes(case) -> bool:
+    return case.spec.use_peepholes
+
+
+KNOWN_ISSUES += [
+    KnownIssue("openvino-onnx", "peepholes", "openvino 2026.4.1", _OPENVINO_ONNX_PEEPHOLES),
+    KnownIssue("openvino-onnx", "option_combinations", "openvino 2026.4.1 (CPU plugin)",
+               "two documented issues meet here: " + _OPENVINO_ONNX_PEEPHOLES + "; and "
+               + _OPENVINO_SEQUENCE_LENGTHS,
+               when=lambda case: _peepholes(case) or _padded(case),
+               when_text="cases with peepholes or with a sequence shorter than the padded length"),
+]
+KNOWN_ISSUES += [
+    KnownIssue(backend, "*", "openvino 2026.4.1 (CPU plugin)", _OPENVINO_SEQUENCE_LENGTHS, when=_padded,
+               when_text="cases with a sequence shorter than the padded length")
+    for backend in ("openvino-lstmsequence", "openvino-onnx", "openvino-torch")
 ]
 
 

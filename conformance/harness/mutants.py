@@ -14,6 +14,7 @@ import numpy as np
 
 from adapters.base import Adapter, Case, Output
 from reference import LSTMParams
+from reference.activations import FAMILIES, NAMED, parse
 from reference.gates import permute_gates
 from reference.layout import FOUR_H_ARRAYS, permute_params
 
@@ -95,6 +96,13 @@ def _packing_confused(case: Case) -> Case:
     return _map_params(case, lambda p: permute_params(p, order, order, from_packing="unit-major"))
 
 
+def _default_params(name: str) -> str:
+    """A parameterised activation with its family's default parameters (a converter that drops
+    activation_alpha / activation_beta)."""
+    act = parse(name)
+    return act.family if act.name not in NAMED and act.family in FAMILIES else name
+
+
 def _arrays(p: LSTMParams, **changes) -> LSTMParams:
     arrays = p.arrays()
     arrays.update(changes)
@@ -126,6 +134,21 @@ CASE_MUTATIONS = {
             c.spec.recurrent_activation, c.spec.recurrent_activation)),
     "activation_to_tanh": lambda c: _spec(c, activation="tanh"),
     "directions_swapped": lambda c: c.replace(layers=[dirs[::-1] for dirs in c.layers]),
+    # The published specs' variants.
+    "coupling_dropped": lambda c: _spec(c, coupled_gates=None),
+    "coupling_reversed": lambda c: _spec(c, coupled_gates={
+        "input_from_forget": "forget_from_input", "forget_from_input": "input_from_forget"}.get(
+            c.spec.coupled_gates, c.spec.coupled_gates)),
+    "activation_clip_as_gate_clip": lambda c: _spec(c, activation_clip=None, gate_clip=c.spec.activation_clip),
+    "layer_norm_gates_swapped": lambda c: _map_params(c, lambda p: _arrays(
+        p, layer_norm=None if p.layer_norm is None else permute_gates(
+            p.layer_norm, c.spec.gate_order, _swap_letters(c.spec.gate_order, "f", "g")))),
+    "projection_bias_dropped": lambda c: _map_params(c, lambda p: _arrays(p, projection_bias=None)),
+    "activation_params_default": lambda c: _spec(c, **{
+        k: _default_params(getattr(c.spec, k)) for k in ("recurrent_activation", "activation", "cell_activation")
+        if getattr(c.spec, k) is not None}),
+    "cell_activation_dropped": lambda c: _spec(c, cell_activation=None),
+    "backward_activations_ignored": lambda c: _spec(c, backward_activations=None),
     # Right on small shapes, wrong past a size boundary (a case at scale must reach it).
     "units_past_16_swapped": _units_past_swapped,
     "batch_rows_past_16_offset": _rows_past_offset,
@@ -194,6 +217,13 @@ CATCHES: dict[str, tuple[str, ...]] = {
     "long_sequence": ("drift",),
     "option_combinations": ("swapped_gates",),
     "gradients": ("gradient_blocks_swapped",),
+    "cifg": ("coupling_dropped", "coupling_reversed"),
+    "input_forget": ("coupling_dropped", "coupling_reversed"),
+    "activation_clip": ("activation_clip_as_gate_clip",),
+    "layer_norm": ("layer_norm_gates_swapped",),
+    "projection_bias": ("projection_bias_dropped",),
+    "onnx_activations": ("activation_params_default", "cell_activation_dropped"),
+    "backward_activations": ("backward_activations_ignored",),
     "scale": ("swapped_gates",) + SIZE_MUTATIONS,
 }
 
@@ -201,6 +231,9 @@ CATCHES: dict[str, tuple[str, ...]] = {
 #: the mutated case must be one the backend can run.
 NEEDS = {
     "cell_clip_as_gate_clip": lambda caps: "gate_clip" in caps.features,
+    "activation_clip_as_gate_clip": lambda caps: "gate_clip" in caps.features,
+    "coupling_reversed": lambda caps: {"cifg", "input_forget"} <= caps.features,
+    "cell_activation_dropped": lambda caps: "cell_activation" in caps.features,
     "hard_sigmoid_variant_swapped": lambda caps: {"hard_sigmoid", "hard_sigmoid_keras2"}
     <= set(caps.recurrent_activations),
 }

@@ -4,7 +4,7 @@ each one reaches (``SIZE_PLANS``; strategies.SizePlan says what the fields mean)
 dev       fast local iteration: random, 15 examples a property, one in 8 at sizes up to 33,
           batches up to 33, steps up to 65
 ci        derandomized (two runs draw the same examples and give the same verdicts), 25
-          examples a property, one in 5 at sizes up to 257, batches up to 65, steps up to 129
+          examples a property, one in 4 at sizes up to 257, batches up to 65, steps up to 129
 thorough  500 examples, one in 4 at sizes up to 1024, batches up to 256, steps up to 512: for a
           release or a framework upgrade
 Chosen by the HYPOTHESIS_PROFILE environment variable (default "dev"); tox sets "ci".
@@ -31,7 +31,7 @@ settings.register_profile("thorough", max_examples=500, deadline=None, suppress_
 #: and the framework once more, so it is what an example costs.
 SIZE_PLANS: dict[str, SizePlan] = {
     "dev": SizePlan(share=8, max_size=33, max_batch=33, max_steps=65, max_work=1e7),
-    "ci": SizePlan(share=5, max_size=257, max_batch=65, max_steps=129, max_work=3e7),
+    "ci": SizePlan(share=4, max_size=257, max_batch=65, max_steps=129, max_work=3e7),
     "thorough": SizePlan(share=4, max_size=1024, max_batch=256, max_steps=512, max_work=2e9),
 }
 

@@ -16,6 +16,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from adapters.base import Adapter, Capabilities, Case, Output
+from reference.activations import RECURRENT_ACTIVATIONS
 
 from .requirements import missing
 from .results import Stats
@@ -228,6 +229,93 @@ _option("activation_relu", "activation='relu' for the candidate and the cell out
         {"activation": "relu"}, activation="relu")
 _option("activation_linear", "activation='linear' for the candidate and the cell output.",
         {"activation": "linear"}, activation="linear")
+_option("cifg", "Coupled input and forget gates, i = 1 - f (TFLite / NNAPI CIFG): the input gate's "
+        "weights are present and must be ignored.", {"coupled_gates": "input_from_forget"}, "cifg")
+_option("input_forget", "Coupled input and forget gates, f = 1 - i (ONNX input_forget=1 as ONNX Runtime "
+        "computes it): the forget gate's weights are present and must be ignored.",
+        {"coupled_gates": "forget_from_input"}, "input_forget")
+_option("activation_clip", "ONNX clip as the ONNX spec words it, 'applied to the input of activations': the "
+        "gate pre-activations and the cell state entering h (h(clip(c))), in the regime where |c| exceeds the "
+        "clip.", {"activation_clip": st.sampled_from([0.5, 1.0, 3.0, 4.5])}, "activation_clip",
+        regimes=("accumulating", "moderate"))
+_option("layer_norm", "TFLite / NNAPI layer-normalised LSTM: each gate's x W + h R normalised over its units, "
+        "scaled, then biased.", {"layer_norm": True}, "layer_norm")
+_option("projection_bias", "A bias after the output projection (TFLite / NNAPI).",
+        {"proj_size": st.integers(1, 4)}, "projection", "projection_bias", projection_bias=True)
+
+
+# ONNX's activation functions with drawn parameters (multiples of 1/16: exact in float32, as
+# ONNX attributes are).  The gates' function is a bounded one, so that long sequences stay finite.
+def _sixteenths(lo, hi):
+    return st.integers(int(lo * 16), int(hi * 16)).map(lambda k: k / 16)
+
+
+_FAMILY_PARAMETERS = {
+    "affine": {"alpha": _sixteenths(0.25, 1.5), "beta": _sixteenths(-0.5, 0.5)},
+    "leaky_relu": {"alpha": _sixteenths(0.0, 0.5)},
+    "thresholded_relu": {"alpha": _sixteenths(-0.5, 1.0)},
+    "scaled_tanh": {"alpha": _sixteenths(0.5, 2.0), "beta": _sixteenths(0.25, 2.0)},
+    "hard_sigmoid": {"alpha": _sixteenths(0.125, 0.5), "beta": _sixteenths(0.25, 0.75)},
+    "elu": {"alpha": _sixteenths(0.25, 2.0)},
+}
+_BOUNDED = {"sigmoid", "hard_sigmoid", "hard_sigmoid_keras2", "softsign", "tanh", "scaled_tanh(*)",
+            "hard_sigmoid(*)"}
+
+
+@st.composite
+def _activation_from(draw, declared, bounded: bool = False):
+    """An activation the adapter declares: a named one, or a family(*) with drawn parameters."""
+    choices = [a for a in declared if not bounded or a in _BOUNDED]
+    choice = draw(st.sampled_from(choices or list(declared)))
+    if not choice.endswith("(*)"):
+        return choice
+    family = choice[:-3]
+    params = {k: draw(v) for k, v in _FAMILY_PARAMETERS[family].items()}
+    return f"{family}(" + ", ".join(f"{k}={v!r}" for k, v in params.items()) + ")"
+
+
+@st.composite
+def _activations(draw, adapter):
+    caps = adapter.capabilities
+    spec = {"recurrent_activation": draw(_activation_from(caps.recurrent_activations, bounded=True)),
+            "activation": draw(_activation_from(caps.activations))}
+    if "cell_activation" in caps.features:
+        spec["cell_activation"] = draw(_activation_from(caps.activations, bounded=True))
+    return spec
+
+
+def _many_activations(caps: Capabilities) -> list[str]:
+    parameterised = [a for a in caps.recurrent_activations + caps.activations if a.endswith("(*)")]
+    return [] if parameterised else ["activations with parameters (an ONNX family such as 'leaky_relu(*)')"]
+
+
+@prop("onnx_activations", requires=_many_activations)
+def _onnx_activations():
+    """ONNX's activations f, g and h, drawn from the functions the backend declares, with drawn
+    activation_alpha and activation_beta (LeakyRelu, ThresholdedRelu, ScaledTanh, HardSigmoid,
+    Elu, Affine, Softsign, Softplus, ...)."""
+
+    @st.composite
+    def drawn(draw, adapter):
+        return draw(cases_for(adapter, spec=draw(_activations(adapter)), initial_state=_maybe_state(adapter),
+                              regimes=("moderate", "accumulating")))
+
+    return (lambda a: drawn(a)), (lambda a, case, stats: _run(a, case, stats, "onnx_activations"))
+
+
+@prop("backward_activations", requires=lambda caps: missing(caps, "bidirectional", "backward_activations"))
+def _backward_activations():
+    """A bidirectional layer whose backward direction has its own activations (ONNX lists six)."""
+
+    @st.composite
+    def drawn(draw, adapter):
+        spec = draw(_activations(adapter))
+        back = draw(_activations(adapter))
+        spec["backward_activations"] = (back["recurrent_activation"], back["activation"],
+                                        back.get("cell_activation", back["activation"]))
+        return draw(_directed(adapter, "bidirectional", spec=spec, regimes=("moderate", "accumulating")))
+
+    return (lambda a: drawn(a)), (lambda a, case, stats: _run(a, case, stats, "backward_activations"))
 
 
 def _dtype_property(dtype):
@@ -273,9 +361,26 @@ _COMBINABLE = {
     "peepholes": {"use_peepholes": True},
     "cell_clip": {"cell_clip": 2.0},
     "gate_clip": {"gate_clip": 3.0},
+    "activation_clip": {"activation_clip": 3.0},
     "projection": {"proj_size": 2},
     "forget_bias": {"forget_bias": 1.0},
+    "cifg": {"coupled_gates": "input_from_forget"},
+    "input_forget": {"coupled_gates": "forget_from_input"},
+    "layer_norm": {"layer_norm": True},
 }
+#: Options that exclude each other: the later one is dropped.
+_EXCLUSIVE = (("gate_clip", "activation_clip"), ("cifg", "input_forget"))
+
+
+def _combined_spec(draw, caps: Capabilities) -> dict:
+    chosen = [f for f in _COMBINABLE if f in caps.features and draw(st.booleans())]
+    for first, second in _EXCLUSIVE:
+        if first in chosen and second in chosen:
+            chosen.remove(second)
+    spec = {}
+    for feature in chosen:
+        spec.update(_COMBINABLE[feature])
+    return spec
 
 
 @prop("option_combinations")
@@ -286,19 +391,19 @@ def _option_combinations():
     @st.composite
     def combined(draw, adapter):
         caps = adapter.capabilities
-        spec = {}
-        for feature, options in _COMBINABLE.items():
-            if feature in caps.features and draw(st.booleans()):
-                spec.update(options)
+        spec = _combined_spec(draw, caps)
         if "proj_size" in spec and "proj_clip" in caps.features and draw(st.booleans()):
             spec["proj_clip"] = 0.5
-        spec["recurrent_activation"] = draw(st.sampled_from(caps.recurrent_activations))
+        spec["recurrent_activation"] = draw(st.sampled_from(
+            [a for a in caps.recurrent_activations if a in RECURRENT_ACTIVATIONS] or caps.recurrent_activations[:1]))
         directions = ["forward"] + [d for d in ("reverse", "bidirectional") if d in caps.features]
         direction = draw(st.sampled_from(directions))
         sem = caps.length_semantics_for(direction)
         lengths = draw(st.sampled_from([None, sem])) if sem else None
         return draw(cases_for(adapter, spec=spec, direction=direction, lengths=lengths,
                           recurrent_bias="recurrent_bias" in caps.features and draw(st.booleans()),
+                          projection_bias="proj_size" in spec and "projection_bias" in caps.features
+                          and draw(st.booleans()),
                           initial_state=_maybe_state(adapter)))
 
     return (lambda a: combined(a)), (lambda a, case, stats: _run(a, case, stats, "option_combinations"))
@@ -314,13 +419,12 @@ def _gradients():
         caps = adapter.capabilities
         dtype = next((d for d in ("float64", "float32") if d in caps.dtypes and d in caps.gradient_dtypes),
                      "float32")
-        spec = {}
-        for feature, options in _COMBINABLE.items():
-            if feature in caps.features and draw(st.booleans()):
-                spec.update(options)
+        spec = _combined_spec(draw, caps)
         case = draw(cases_for(adapter, dtype=dtype, spec=spec, initial_state=True, steps=(1, 6),
                           regimes=("moderate", "accumulating"),
-                          recurrent_bias="recurrent_bias" in caps.features and draw(st.booleans())))
+                          recurrent_bias="recurrent_bias" in caps.features and draw(st.booleans()),
+                          projection_bias="proj_size" in spec and "projection_bias" in caps.features
+                          and draw(st.booleans())))
         rng = np.random.default_rng(case.origin["seed"] + 1)
         out_size, hidden = case.params.output_size, case.params.hidden_size
         dy = round_to(rng.normal(size=(case.batch, case.steps, out_size)), dtype)

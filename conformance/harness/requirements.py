@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from adapters.base import Adapter, Capabilities, Case, Unsupported
+from reference.activations import supported
 
 CALLS = ("run", "steps", "stream", "gradients")
 
@@ -26,10 +27,11 @@ def missing(caps: Capabilities, *features: str, dtype: str | None = None,
     out = [_why(caps, f, f"feature {f!r}") for f in features if f not in caps.features]
     if dtype and dtype not in caps.dtypes:
         out.append(_why(caps, dtype, f"dtype {dtype!r}"))
-    if recurrent_activation and recurrent_activation not in caps.recurrent_activations:
+    if recurrent_activation and not supported(recurrent_activation, caps.recurrent_activations):
         out.append(_why(caps, recurrent_activation, f"recurrent_activation {recurrent_activation!r}"))
-    if activation and activation not in caps.activations:
-        out.append(_why(caps, activation, f"activation {activation!r}"))
+    for name in ([activation] if isinstance(activation, str) else activation or []):
+        if not supported(name, caps.activations):
+            out.append(_why(caps, name, f"activation {name!r}"))
     if caps.max_layers < min_layers:
         out.append(_why(caps, "layers", f"{min_layers} layers (max_layers is {caps.max_layers})"))
     return out
@@ -50,8 +52,17 @@ def case_features(case: Case) -> list[str]:
         features.append("forget_bias")
     if any(p.recurrent_bias is not None for dirs in case.layers for p in dirs):
         features.append("recurrent_bias")
+    params = [p for dirs in case.layers for p in dirs]
     for flag, feature in ((spec.use_peepholes, "peepholes"), (spec.cell_clip, "cell_clip"),
-                          (spec.gate_clip, "gate_clip"), (spec.proj_size, "projection"),
+                          (spec.gate_clip, "gate_clip"), (spec.activation_clip, "activation_clip"),
+                          (spec.coupled_gates == "input_from_forget", "cifg"),
+                          (spec.coupled_gates == "forget_from_input", "input_forget"),
+                          (spec.layer_norm, "layer_norm"),
+                          (any(p.projection_bias is not None for p in params), "projection_bias"),
+                          (spec.cell_activation is not None, "cell_activation"),
+                          (spec.backward_activations is not None and case.direction == "bidirectional",
+                           "backward_activations"),
+                          (spec.proj_size, "projection"),
                           (spec.proj_clip, "proj_clip"), (case.lengths is not None, "lengths"),
                           (case.lengths is not None and bool(np.any(np.asarray(case.lengths) == 0)),
                            "empty_sequences"),
@@ -71,8 +82,15 @@ def lacking(case: Case, caps: Capabilities, call: str = "run") -> list[str]:
     features = case_features(case)
     if call == "gradients":
         features.append("gradients")
-    out = missing(caps, *features, dtype=case.dtype, recurrent_activation=spec.recurrent_activation,
-                  activation=spec.activation, min_layers=len(case.layers))
+    activations = [spec.activation] + ([spec.cell_activation] if spec.cell_activation else [])
+    recurrent = [spec.recurrent_activation]
+    if spec.backward_activations is not None and case.direction == "bidirectional":
+        recurrent.append(spec.backward_activations[0])
+        activations += list(spec.backward_activations[1:])
+    out = missing(caps, *features, dtype=case.dtype, recurrent_activation=recurrent[0],
+                  activation=list(dict.fromkeys(activations)), min_layers=len(case.layers))
+    out += [_why(caps, name, f"recurrent_activation {name!r}") for name in dict.fromkeys(recurrent[1:])
+            if not supported(name, caps.recurrent_activations)]
     if call == "gradients" and "gradients" in caps.features and case.dtype not in caps.gradient_dtypes:
         out.append(_why(caps, f"gradients {case.dtype}",
                         f"gradients in {case.dtype} (gradient_dtypes: {list(caps.gradient_dtypes)})"))

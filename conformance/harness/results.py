@@ -54,6 +54,7 @@ class Stats:
     worst_by_step: list = field(default_factory=list)  # max abs error of y per time step, worst example
     produced: dict = field(default_factory=dict)  # what the backend ran (Output.produced) -> examples
     largest: dict = field(default_factory=dict)  # the largest batch, steps, input and hidden size compared
+    at_scale: int = 0  # comparisons of cases drawn at scale (strategies.SizePlan)
 
     def record(self, comparisons: list[Comparison], tol, reasons, y_err_by_step=None):
         """Record one comparison; the tolerance kept is that of the comparison closest to it
@@ -93,6 +94,7 @@ class Stats:
             row["produced"] = dict(sorted(self.produced.items()))
         if self.largest:
             row["largest"] = dict(self.largest)
+            row["at_scale"] = self.at_scale
         row.update(extra)
         if cause:
             row["cause"] = cause[:300]

@@ -155,6 +155,7 @@ def _note_sizes(stats: Stats, case: Case) -> None:
     first = case.layers[0][0]
     stats.note_sizes(batch=case.batch, steps=case.steps, input_size=first.input_size,
                      hidden_size=first.hidden_size)
+    stats.at_scale += bool(case.origin.get("at_scale"))
 
 
 def _tolerance_lines(tol, reasons) -> list[str]:

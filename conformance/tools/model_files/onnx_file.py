@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters.onnxruntime_adapter import (ACTIVATIONS, IR_VERSION, OPSET, RECURRENT_ACTIVATIONS,
-                                          activation_attributes)
+from adapters.onnx_activations import attributes as activation_attributes, read_attributes
+from adapters.onnxruntime_adapter import IR_VERSION, OPSET
 
 from .. import convert as cv
 from .arrays import read_bytes
@@ -30,16 +30,6 @@ from .common import ModelFileError, float_array, need
 
 SHAPE_OPS = {"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Flatten", "Cast"}
 _ELEM_FLOAT = {1: np.float32, 10: np.float16, 11: np.float64}
-
-
-def _activation(name: str, alpha, beta, table: dict, path, key) -> str:
-    for ref, (onnx_name, a, b) in table.items():
-        if onnx_name == name and (a is None or (alpha is not None and np.isclose(alpha, a) and np.isclose(beta, b))):
-            return ref
-    raise ModelFileError(f"{path}: {key}: activation {name}"
-                         f"{'' if alpha is None else f'(alpha={alpha:g}, beta={beta:g})'} has no equivalent "
-                         f"in the reference or any other framework (known: "
-                         f"{', '.join(sorted({v[0] for v in table.values()}))})")
 
 
 def read(path, options) -> list[cv.Model]:
@@ -142,24 +132,15 @@ def _layer(node, array, path):
     if direction not in ("forward", "reverse", "bidirectional"):
         raise ModelFileError(f"{path}: {key}: direction {direction!r} is not forward, reverse or bidirectional")
     dirs = 2 if direction == "bidirectional" else 1
-    names = [str(n.decode() if isinstance(n, bytes) else n) for n in attrs.get("activations", [])]
-    alphas, betas = list(attrs.get("activation_alpha", [])), list(attrs.get("activation_beta", []))
-    recurrent, activation = "sigmoid", "tanh"
-    if names:
-        if len(names) != 3 * dirs:
-            raise ModelFileError(f"{path}: {key}: expected {3 * dirs} activations (f, g, h per direction), got "
-                                 f"{names}")
-        found, j = [], 0
-        for i, n in enumerate(names):
-            params = n in ("HardSigmoid", "Affine", "LeakyRelu", "ThresholdedRelu", "ScaledTanh", "Elu")
-            alpha, beta = (alphas[j], betas[j]) if params and j < len(alphas) and j < len(betas) else (None, None)
-            j += params
-            table = RECURRENT_ACTIVATIONS if i % 3 == 0 else ACTIVATIONS
-            found.append(_activation(n, alpha, beta, table, path, key))
-        if len({tuple(found[d * 3:d * 3 + 3]) for d in range(dirs)}) != 1 or found[1] != found[2]:
-            raise ModelFileError(f"{path}: {key}: activations {names}: g and h differ, or the directions differ; "
-                                 f"the reference uses one activation for both and the same in each direction")
-        recurrent, activation = found[0], found[1]
+    try:
+        triples = read_attributes(attrs.get("activations", []), attrs.get("activation_alpha", []),
+                                  attrs.get("activation_beta", []), dirs)
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: {key}: {exc}") from None
+    if len(set(triples)) != 1 or triples[0][1] != triples[0][2]:
+        raise ModelFileError(f"{path}: {key}: activations {triples}: g and h differ, or the directions differ; "
+                             f"a converted model has one activation for both, the same in each direction")
+    recurrent, activation = triples[0][0], triples[0][1]
     clip = attrs.get("clip")
     clip = None if clip is None else float(clip)
     inputs = list(node.input) + [""] * 8
@@ -203,7 +184,7 @@ def model_proto(model: cv.Model, *, forget_bias: float = 0.0):
     dirs, n_layers, hidden = len(model.layers[0]), len(model.layers), p0.hidden_size
     direction = model.direction
     attrs = {"hidden_size": hidden, "direction": direction, "layout": 0,
-             **activation_attributes(model.recurrent_activation, model.activation, dirs)}
+             **activation_attributes([(model.recurrent_activation, model.activation, model.activation)] * dirs)}
     if model.gate_clip is not None:
         attrs["clip"] = float(model.gate_clip)
     f32 = TensorProto.FLOAT
