@@ -268,7 +268,10 @@ def test_random_options(case):
     if case.spec.activation != "tanh":
         case.x *= 0.3
     try:
-        check_gradients(lstm_backward, case)
+        # Layer norm over a few nearly equal values curves sharply: float64 central differences
+        # lose about a digit there (the oracle test holds these gradients to 1e-10,
+        # tests/test_reference_oracle.py::test_backward_pass_matches_the_oracle).
+        check_gradients(lstm_backward, case, tol=1e-5 if case.spec.layer_norm else TOL)
     except KinkCrossed:
         assume(False)
 

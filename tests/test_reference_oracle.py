@@ -180,3 +180,54 @@ def test_the_oracle_is_independent_of_a_broken_reference(monkeypatch):
     monkeypatch.setattr(lstm_module, "_work_columns", swapped)
     rel, _, norm = worst_error("moderate, T=200")
     assert rel > 1e-3 and norm > 1e-3
+
+
+# --- the backward pass against derivatives of the oracle -------------------------------------
+
+GRADIENT_SPECS = {
+    "layer norm, peepholes, cifg": dict(layer_norm=True, use_peepholes=True, coupled_gates="input_from_forget"),
+    "layer norm, epsilon, linear, projection with bias": dict(layer_norm=True, layer_norm_epsilon=0.05,
+                                                              activation="linear", proj_size=2),
+    "input_forget, peepholes": dict(coupled_gates="forget_from_input", use_peepholes=True, forget_bias=1.0),
+    "onnx f, g, h": dict(recurrent_activation="softsign", activation="scaled_tanh(alpha=1.5, beta=0.5)",
+                         cell_activation="softplus"),
+}
+
+
+def _oracle_derivative(x, params, spec, state, name, index, dy, step=2.0 ** -20):
+    """d(sum(y * dy)) / d params.name[index] from the 40-digit oracle: central differences with
+    Richardson extrapolation (error O(step^4), about 1e-24 here)."""
+    def loss(delta):
+        arrays = params.arrays()
+        a = np.array(arrays[name], dtype=np.float64)
+        a[index] += delta
+        arrays[name] = a
+        ys, _, _ = run_layer(x, LSTMParams(**arrays), spec, state[0], state[1])
+        return sum(e * mp.mpf(float(w)) for row, wr in zip(ys, dy) for v, wv in zip(row, wr) for e, w in zip(v, wv))
+
+    coarse = (loss(step) - loss(-step)) / (2 * step)
+    fine = (loss(step / 2) - loss(-step / 2)) / step
+    return (4 * fine - coarse) / 3
+
+
+@pytest.mark.parametrize("name", list(GRADIENT_SPECS))
+def test_backward_pass_matches_the_oracle(name):
+    """lstm_backward's weight gradients against derivatives of the oracle, to 1e-10 relative (float64
+    finite differences of the reference itself, tests/test_backward.py, lose digits where layer norm
+    normalises a few nearly equal values)."""
+    from reference import lstm_backward
+    from test_reference_properties import make_case
+
+    case = make_case(seed=3, hidden=3, d=2, steps=3, batch=2, projection_bias=True, **GRADIENT_SPECS[name])
+    rng = np.random.default_rng(7)
+    out = case.spec.proj_size or case.params.hidden_size
+    dy = rng.normal(size=(case.x.shape[0], case.x.shape[1], out))
+    grads = lstm_backward(case.x, case.params, case.spec, case.state, dy=dy)
+    worst = 0.0
+    with mp.workdps(50):
+        for field in case.params.arrays():
+            for index in np.ndindex(np.shape(getattr(case.params, field))):
+                exact = _oracle_derivative(case.x, case.params, case.spec, case.state, field, index, dy)
+                err = abs(mp.mpf(float(grads[field][index])) - exact) / max(abs(exact), mp.mpf("1e-8"))
+                worst = max(worst, float(err))
+    assert worst <= 1e-10, f"{name}: relative error {worst:.3g} of a weight gradient"

@@ -3,9 +3,10 @@ graph that ONNX Runtime runs.
 
 Reading: each LSTM node's W, R, B, P come from initializers (or Constant nodes) and its
 attributes say how it runs: ``direction`` (forward, reverse, bidirectional), ``hidden_size``,
-``clip`` (a gate clip), ``activations`` (with alpha / beta: Sigmoid, HardSigmoid with Keras 2's or
-Keras 3's slope, Tanh, Relu, Affine(1, 0)), ``input_forget`` (coupled gates, which no other
-framework has: refused) and ``layout``.  Nodes whose X is the previous node's Y through shape
+``clip`` (a gate clip, as ONNX Runtime computes it), ``activations`` (any of the eleven ONNX
+functions with their alpha / beta, adapters/onnx_activations.py; g and h must agree, and both
+directions), ``input_forget`` (coupled gates f = 1 - i, which the other frameworks lack:
+refused) and ``layout``.  Nodes whose X is the previous node's Y through shape
 ops only (Transpose, Reshape, Squeeze, ...: what torch.onnx.export writes between layers) form
 one stacked LSTM; any other node starts an LSTM of its own.
 
@@ -110,12 +111,14 @@ def read(path, options) -> list[cv.Model]:
                            f"({'X (B, T, D)' if layout else 'X (T, B, D)'})")
         conventions.append(f"activations f={recurrent}, g=h={activation}")
         if clip is not None:
-            conventions.append(f"clip {clip:g}: every gate pre-activation is clipped")
+            conventions.append(f"clip {clip:g}: every gate pre-activation is clipped (as ONNX Runtime computes "
+                               f"it; the ONNX spec also clips the cell state where it enters h)")
         refusal = ""
         if input_forget:
-            conventions.append("input_forget=1: the input and forget gates are coupled")
-            refusal = ("input_forget=1 couples the input and forget gates, which neither the reference nor any "
-                       "other framework computes")
+            conventions.append("input_forget=1: the input and forget gates are coupled (f = 1 - i in ONNX Runtime)")
+            refusal = ("input_forget=1 couples the input and forget gates (f = 1 - i in ONNX Runtime); the "
+                       "frameworks convert writes have no such coupling (TFLite's CIFG is i = 1 - f, with no input "
+                       "gate weights)")
         models.append(cv.Model(layers, 0.0, [], name=name, framework="onnx", recurrent_activation=recurrent,
                                activation=activation, gate_clip=clip, reverse=direction == "reverse",
                                conventions=conventions, refusal=refusal))
