@@ -1,12 +1,15 @@
 """Speed of the NumPy reference LSTM against torch.nn.LSTM on the CPU, side by side in one process.
 
-    python bench/bench_reference.py [--repeats-large N] [--repeats-small N]
+    python bench/bench_reference.py [--repeats-large N] [--repeats-small N] [--shapes NAME ...] [--rounds N]
 
 Rows: forward (reference lstm_forward in float64 vs torch.nn.LSTM float32 under torch.no_grad)
 and forward+backward (reference lstm_backward, which runs its own forward, vs torch forward plus
 torch.autograd.grad of the same vector-Jacobian product: gradients of x, h0, c0 and every
 weight).  Each timing is the median of N repeats after a warm-up; torch's thread count is left
-at its default.  Ratio = reference / torch (below 1: the reference is faster).
+at its default.  Ratio = reference / torch (below 1: the reference is faster).  The last column
+times the float64 matrix products alone, in the shapes the reference computes them (the input
+projection and one recurrent product a step; the backward adds one a step and the three weight
+and input gradients): the floor of any float64 implementation, as a multiple of torch.
 """
 
 from __future__ import annotations
@@ -73,12 +76,13 @@ def torch_lstm(params: LSTMParams, d: int, hidden: int):
     return lstm
 
 
-def run(repeats_large: int, repeats_small: int):
+def run(repeats_large: int, repeats_small: int, shapes=tuple(SHAPES), rounds: int = 3, report=None):
     spec = LSTMSpec()
     rows = []
-    for label, (batch, steps, d, hidden) in SHAPES.items():
+    for label in shapes:
+        batch, steps, d, hidden = SHAPES[label]
         repeats = repeats_small if label == "small" else repeats_large
-        warmup = max(3, repeats // 5)
+        warmup = max(3, repeats // 5) if label == "small" else 1
         params, x, dy = make_case(batch, steps, d, hidden)
         lstm = torch_lstm(params, d, hidden)
         x_t = torch.from_numpy(x.astype(np.float32))
@@ -113,45 +117,83 @@ def run(repeats_large: int, repeats_small: int):
             y, _ = lstm(xg, (hg, cg))
             torch.autograd.grad(y, [xg, hg, cg, *weights], grad_outputs=dy_t)
 
+        # The floor of any float64 implementation: its matrix products alone (what the
+        # reference's forward and backward must compute, in the same shapes).
+        rec = np.ascontiguousarray(params.recurrent_kernel)
+        rec_t = np.ascontiguousarray(rec.T)
+        x2 = np.ascontiguousarray(x).reshape(batch * steps, d)
+        h = np.zeros((batch, hidden))
+        dz = np.ones((batch * steps, 4 * hidden))
+        h_prev = np.ones((batch * steps, hidden))
+
+        def gemms_forward():
+            x2 @ params.kernel
+            for _ in range(steps):
+                h @ rec
+
+        def gemms_backward():
+            gemms_forward()
+            g = np.zeros((batch, 4 * hidden))
+            for _ in range(steps):
+                g @ rec_t
+            x2.T @ dz
+            h_prev.T @ dz
+            dz @ params.kernel.T
+
+        floors = {"forward": gemms_forward, "backward": gemms_backward}
         for kind, ref_fn, torch_fn in (("forward", ref_forward, torch_forward),
                                        ("backward", ref_backward, torch_backward)):
             # Interleave the two so that drifting machine load hits both alike.
             t_ref, t_torch = [], []
-            for _ in range(3):
+            for _ in range(rounds):
                 t_ref.append(median_time(ref_fn, repeats, warmup))
                 t_torch.append(median_time(torch_fn, repeats, warmup))
-            rows.append((label, (batch, steps, d, hidden), kind, min(t_ref), min(t_torch)))
+            floor = median_time(floors[kind], repeats, warmup)
+            row = (label, (batch, steps, d, hidden), kind, min(t_ref), min(t_torch), floor)
+            rows.append(row)
+            if report:
+                report(row)
     return rows
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats-large", type=int, default=20)
+    parser.add_argument("--repeats-large", type=int, default=5)
     parser.add_argument("--repeats-small", type=int, default=500)
+    parser.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), default=list(SHAPES),
+                        help="the shapes to time (default: all)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best counts (default 3)")
     args = parser.parse_args(argv)
     print(f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
           f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, {platform.machine()}")
     print(f"median of {args.repeats_large} (large) / {args.repeats_small} (small) repeats, "
           f"best of 3 interleaved rounds")
+    print("OPENBLAS_CORETYPE=" + os.environ.get("OPENBLAS_CORETYPE", "(unset)") + ", OPENBLAS_L2_SIZE="
+          + os.environ.get("OPENBLAS_L2_SIZE", "(unset)"))
     load_before = os.getloadavg()[0]
-    rows = run(args.repeats_large, args.repeats_small)
+    header = (f"{'shape (B,T,D,H)':<20} {'pass':<18} {'reference f64':>14} {'torch f32':>12} {'ratio':>7} "
+              f"{'target':>7}   {'f64 GEMMs alone':>16}")
+    print(header)
+    print("-" * len(header), flush=True)
+    failed = []
+
+    def report(row):
+        label, shape, kind, t_ref, t_torch, floor = row
+        ratio = t_ref / t_torch
+        target = TARGETS[(label, kind)]
+        ok = ratio <= target
+        if not ok:
+            failed.append(label)
+        name = "forward" if kind == "forward" else "forward+backward"
+        print(f"{str(shape):<20} {name:<18} {_fmt(t_ref):>14} {_fmt(t_torch):>12} {ratio:>6.2f}x "
+              f"{'<=' if ok else '> '}{target:g}x   {_fmt(floor):>10} ({floor / t_torch:.2f}x)", flush=True)
+
+    run(args.repeats_large, args.repeats_small, args.shapes, args.rounds, report)
     load_after = os.getloadavg()[0]
     print(f"load average (1 min) before {load_before:.2f}, after {load_after:.2f}")
     if load_before > 0.75 * (os.cpu_count() or 1):  # "after" includes this benchmark's threads
         print("WARNING: other processes were using the CPU; OpenBLAS and torch's threads slow "
               "down unevenly under contention, so these ratios are not reliable")
-    header = f"{'shape (B,T,D,H)':<20} {'pass':<18} {'reference f64':>14} {'torch f32':>12} {'ratio':>7} {'target':>7}"
-    print(header)
-    print("-" * len(header))
-    failed = False
-    for label, shape, kind, t_ref, t_torch in rows:
-        ratio = t_ref / t_torch
-        target = TARGETS[(label, kind)]
-        ok = ratio <= target
-        failed |= not ok
-        name = "forward" if kind == "forward" else "forward+backward"
-        print(f"{str(shape):<20} {name:<18} {_fmt(t_ref):>14} {_fmt(t_torch):>12} {ratio:>6.2f}x "
-              f"{'<=' if ok else '> '}{target:g}x")
     return 1 if failed else 0
 
 

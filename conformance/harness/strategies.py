@@ -269,9 +269,19 @@ def _sizes_at_scale(draw, plan: SizePlan, spec: LSTMSpec, batch, steps, input_si
     step_choices = plan.sizes(BOUNDARY_STEPS, *steps, plan.max_steps)
     # Whichever is drawn first may take the budget: a long sequence or a wide batch.
     if draw(st.booleans()):
-        t = draw(st.sampled_from([v for v in step_choices if v * batches[0] <= budget] or step_choices[:1]))
-        b = draw(st.sampled_from([v for v in batches if v * t <= budget] or batches[:1]))
+        t = draw(_largest_often([v for v in step_choices if v * batches[0] <= budget] or step_choices[:1]))
+        b = draw(_largest_often([v for v in batches if v * t <= budget] or batches[:1]))
     else:
-        b = draw(st.sampled_from([v for v in batches if v * step_choices[0] <= budget] or batches[:1]))
-        t = draw(st.sampled_from([v for v in step_choices if b * v <= budget] or step_choices[:1]))
+        b = draw(_largest_often([v for v in batches if v * step_choices[0] <= budget] or batches[:1]))
+        t = draw(_largest_often([v for v in step_choices if b * v <= budget] or step_choices[:1]))
     return b, t, d, h, n_layers
+
+
+def _largest_often(choices: list[int]) -> st.SearchStrategy[int]:
+    """One of ``choices`` (ascending), the largest in one draw of four: where a plan caps the
+    steps or the budget caps the batch just past a boundary (33 steps for unbounded activations),
+    the one value that crosses it must not be left to a uniform draw.  Shrinks to the smallest."""
+    if len(choices) == 1:
+        return st.just(choices[0])
+    return st.integers(0, 3).flatmap(
+        lambda top: st.just(choices[-1]) if top == 3 else st.sampled_from(choices))
