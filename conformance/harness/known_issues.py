@@ -259,15 +259,37 @@ KNOWN_ISSUES += [
     )
 ]
 KNOWN_ISSUES.append(KnownIssue(
-    "litert-lstm", "activation_linear", "ai-edge-litert 2.3.0",
-    "UNIDIRECTIONAL_SEQUENCE_LSTM with fused_activation_function NONE (the schema's linear) "
-    "computes h = o * (a stale scratch buffer) instead of o * c: lstm_eval.cc writes "
+    "litert-*", "activation_linear", "ai-edge-litert 2.3.0",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM and BIDIRECTIONAL_SEQUENCE_LSTM with fused_activation_function NONE (the "
+    "schema's linear) compute h = o * (a stale scratch buffer) instead of o * c: lstm_eval.cc writes "
     "ApplyActivationToVector(cell_state, ..., activation, scratch) and multiplies the output gate "
     "by scratch, and tensorflow/lite/kernels/internal/tensor_utils.h's ApplyActivationToVector "
     "returns on kTfLiteActNone without writing its result.  The TFLite converter "
     "never emits NONE for an LSTM (a Keras 'linear' LSTM stays a WHILE loop), so only models "
     "written by other tools reach it (apache/tvm#19633's review states the intended NONE semantics: "
     "a linear candidate and cell output).  No upstream issue found"))
+
+
+def _merged_batch_major(case) -> bool:
+    """A bidirectional case (BIDIRECTIONAL_SEQUENCE_LSTM with merge_outputs, batch-major) with more than
+    one batch row."""
+    return case.direction == "bidirectional" and case.batch > 1
+
+
+KNOWN_ISSUES.append(KnownIssue(
+    "litert-bilstm", "*", "ai-edge-litert 2.3.0 (LiteRT v2.2.0 and main at f67457790c, 2026-08-21)",
+    "BIDIRECTIONAL_SEQUENCE_LSTM with merge_outputs = true and time_major = false keeps batch row b's output "
+    "state h at the wrong place: the batch-major loop of lstm_eval.cc EvalFloat (LiteRT "
+    "tflite/kernels/lstm_eval.cc, 'output_state_ptr = GetTensorData<float>(output_state) + b * "
+    "output_batch_leading_dim') offsets the (B, P) state tensor by the width of the merged output (2P, "
+    "bidirectional_sequence_lstm.cc passes the merged (B, T, 2P) output to both directions) instead of P: row b "
+    "reads its initial h from row 2b and writes its final h there, past the end of the tensor for b >= B / 2 "
+    "(an out-of-bounds read and write; EvalHybrid has the same line).  Measured: row 0 right; the final h of "
+    "every other row wrong (0.2 to 0.96 off), and y too when the initial state is given.  The cell state is "
+    "offset right (b * n_cell); time_major = true and merge_outputs = false are right (the kernel's own "
+    "tests cover merged outputs only time-major, bidirectional_sequence_lstm_test.cc).  No upstream issue "
+    "found (docs/converters/litert.md)",
+    when=_merged_batch_major, when_text="bidirectional cases (merged outputs, batch-major) with more than one batch row"))
 
 
 _OPENVINO_ONNX_PEEPHOLES = (

@@ -54,11 +54,14 @@ def has(adapter: Adapter, feature: str) -> bool:
 def cases_for(adapter: Adapter, *, spec: dict | None = None, dtype: str | None = None, **kwargs):
     """``strategies.cases`` with the adapter's defaults: its first dtype, recurrent activation
     and activation unless the property asks for others (float32, sigmoid and tanh for every
-    framework adapter; a user's callable may claim another)."""
+    framework adapter; a user's callable may claim another), and for layer-norm cases the
+    epsilon its kernel adds (``Capabilities.layer_norm_epsilon``)."""
     caps = adapter.capabilities
     spec = dict(spec or {})
     spec.setdefault("recurrent_activation", caps.recurrent_activations[0])
     spec.setdefault("activation", caps.activations[0])
+    if spec.get("layer_norm") and caps.layer_norm_epsilon is not None:
+        spec.setdefault("layer_norm_epsilon", caps.layer_norm_epsilon)
     return cases(dtype=dtype or caps.dtypes[0], spec=spec, **kwargs)
 
 
