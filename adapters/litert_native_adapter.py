@@ -166,13 +166,15 @@ def build_model(case: Case, *, time_major: bool = False) -> bytes:
     return b.finish([x], [layer_in])
 
 
-def build_bidirectional_model(case: Case) -> bytes:
+def build_bidirectional_model(case: Case, *, time_major: bool = False) -> bytes:
     """The flatbuffer of ``case`` with one BIDIRECTIONAL_SEQUENCE_LSTM per layer (see the module
     docstring): a bidirectional case merges the outputs; a forward or reverse case gives the
-    other direction zero weights and passes on its own direction's output."""
+    other direction zero weights and passes on its own direction's output.  ``time_major``: x and
+    the outputs are (T, B, .) (the backend runs batch-major; tests/test_litert_facts.py both)."""
     spec, p0 = case.spec, case.params
     b = _Builder("BIDIRECTIONAL_SEQUENCE_LSTM")
-    x = b.tensor("x", (case.batch, case.steps, p0.input_size))
+    outer = (case.steps, case.batch) if time_major else (case.batch, case.steps)
+    x = b.tensor("x", (*outer, p0.input_size))
     layer_in, merge = x, case.direction == "bidirectional"
     for k, per_direction in enumerate(case.layers):
         if merge:
@@ -191,11 +193,11 @@ def build_bidirectional_model(case: Case) -> bytes:
                 operands[index] = b.tensor(f"l{k}/d{d}/{name}", (case.batch, size), variable=True)
         out = fw.output_size
         if merge:
-            outputs = [b.tensor(f"l{k}/y", (case.batch, case.steps, 2 * out))]
+            outputs = [b.tensor(f"l{k}/y", (*outer, 2 * out))]
         else:
-            outputs = [b.tensor(f"l{k}/y_{d}", (case.batch, case.steps, out)) for d in ("fw", "bw")]
+            outputs = [b.tensor(f"l{k}/y_{d}", (*outer, out)) for d in ("fw", "bw")]
         options = b.options("BidirectionalSequenceLSTMOptionsT", spec)
-        options.mergeOutputs, options.timeMajor = merge, False
+        options.mergeOutputs, options.timeMajor = merge, time_major
         b.operator(operands, outputs, "BidirectionalSequenceLSTMOptions", options)
         layer_in = outputs[0] if merge or case.direction == "forward" else outputs[1]
     return b.finish([x], [layer_in])
@@ -295,8 +297,10 @@ class LiteRTBidirectionalLSTMAdapter(Adapter):
                                "(bidirectional_sequence_lstm.cc: nullptr)"},
     )
 
+    time_major = False
+
     def run(self, case: Case) -> Output:
-        runtime = LiteRTModel(build_bidirectional_model(case), signature=False)
+        runtime = LiteRTModel(build_bidirectional_model(case, time_major=self.time_major), signature=False)
         itp = runtime.interpreter
         itp.allocate_tensors()
         ops = itp._get_ops_details()
@@ -307,9 +311,10 @@ class LiteRTBidirectionalLSTMAdapter(Adapter):
             for (op, indices), state in zip(slots, case.initial_state):
                 for index, value in zip(indices, state):
                     itp.set_tensor(int(op["inputs"][index]), np.asarray(value, np.float32))
-        itp.set_tensor(itp.get_input_details()[0]["index"], np.ascontiguousarray(case.x, np.float32))
+        x = case.x.transpose(1, 0, 2) if self.time_major else case.x
+        itp.set_tensor(itp.get_input_details()[0]["index"], np.ascontiguousarray(x, np.float32))
         itp.invoke()
         y = np.asarray(itp.get_tensor(itp.get_output_details()[0]["index"]), np.float64)
         finals = [tuple(np.asarray(itp.get_tensor(int(op["inputs"][i])), np.float64) for i in indices)
                   for op, indices in slots]
-        return Output(y, finals, produced=runtime.produced)
+        return Output(y.transpose(1, 0, 2) if self.time_major else y, finals, produced=runtime.produced)
