@@ -288,15 +288,19 @@ def _activations(draw, adapter):
 
 
 def _many_activations(caps: Capabilities) -> list[str]:
+    """The property needs activations with parameters, or a cell activation (ONNX h) of its own: f, g
+    and h then drawn from the functions declared (OpenVINO: relu, sigmoid, tanh in any of them)."""
     parameterised = [a for a in caps.recurrent_activations + caps.activations if a.endswith("(*)")]
-    return [] if parameterised else ["activations with parameters (an ONNX family such as 'leaky_relu(*)')"]
+    if parameterised or "cell_activation" in caps.features:
+        return []
+    return ["activations with parameters (an ONNX family such as 'leaky_relu(*)') or feature 'cell_activation'"]
 
 
 @prop("onnx_activations", requires=_many_activations)
 def _onnx_activations():
     """ONNX's activations f, g and h, drawn from the functions the backend declares, with drawn
     activation_alpha and activation_beta (LeakyRelu, ThresholdedRelu, ScaledTanh, HardSigmoid,
-    Elu, Affine, Softsign, Softplus, ...)."""
+    Elu, Affine, Softsign, Softplus, ...) where it declares them."""
 
     @st.composite
     def drawn(draw, adapter):
