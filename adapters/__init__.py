@@ -49,6 +49,13 @@ BACKENDS: dict[str, str] = {
     "openvino-onnx": "adapters.openvino_adapter:OpenVINOOnnxAdapter",
     "openvino-torch": "adapters.openvino_adapter:OpenVINOTorchAdapter",
     "openvino-lstmsequence": "adapters.openvino_adapter:OpenVINOLSTMSequenceAdapter",
+    "paddle": "adapters.paddle_adapter:PaddleLSTMAdapter",
+    "haiku": "adapters.haiku_adapter:HaikuLSTMAdapter",
+    "haiku-static": "adapters.haiku_adapter:HaikuStaticUnrollAdapter",
+    "equinox": "adapters.equinox_adapter:EquinoxLSTMCellAdapter",
+    "mindspore": "adapters.mindspore_adapter:MindSporeLSTMAdapter",
+    "sonnet": "adapters.sonnet_adapter:SonnetLSTMAdapter",
+    "sonnet-unrolled": "adapters.sonnet_adapter:SonnetUnrolledLSTMAdapter",
 }
 
 

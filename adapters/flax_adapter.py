@@ -37,26 +37,25 @@ What the adapter does on top of Flax, and nothing else:
   meet zero kernel rows, padded units have zero weights, bias and state and stay exactly 0 under
   every supported activation (act(0) = 0 for tanh, relu, linear), and nothing padded feeds a
   real unit.  One ``jax.jit`` of a pure function of (params, x, carries, lengths) per
-  configuration; XLA's executables are also kept on disk (see ``_persistent_compilation_cache``).
+  configuration; XLA's executables are also kept on disk (``adapters.jax_support.persistent_compilation_cache``).
   ``pad_shapes=False`` (``adapters.flax_adapter:linen_exact_shapes`` and friends) runs the exact
   shapes instead and passes ``seq_lengths`` only for cases that have lengths, exercising RNN's
   plain path (one compilation per shape: slow, for checking the padded run).
 
 Not expressible (reported unsupported): peepholes, cell_clip, gate_clip, projection, proj_clip,
 and Keras 2's hard_sigmoid (clip(0.2 x + 0.5, 0, 1): no such function in Flax or jax.nn).
-float64 needs ``jax_enable_x64``, which this module switches on when it is imported.
+float64 needs ``jax_enable_x64``, which ``adapters.jax_support`` (imported first) switches on.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 
-import jax
+# First: switches jax_enable_x64 on before any array exists (float64 needs it).
+from .jax_support import JNP_DTYPES as _JNP_DTYPES  # isort: skip
 
-jax.config.update("jax_enable_x64", True)  # before any array exists: float64 needs it
-
+import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import linen, nnx  # noqa: E402
@@ -65,25 +64,10 @@ from reference.spec import LSTMParams, LSTMSpec  # noqa: E402
 
 from .base import Adapter, Capabilities, Case, Output, Unsupported  # noqa: E402
 from .packings import PACKINGS, flax_layer_names  # noqa: E402
-
-
-def _persistent_compilation_cache() -> None:
-    """Keep XLA's compiled executables on disk (``<cache>/jax``, the cache directory being
-    ``$LSTM_CONFORMANCE_CACHE`` or ``~/.cache/lstm-conformance``) so that a second run skips XLA
-    compilation (about 0.3 s of CPU per configuration here).  The executables are the ones a
-    plain compilation produces.  A cache directory the user configured for JAX is kept."""
-    if jax.config.jax_compilation_cache_dir:
-        return
-    root = os.environ.get("LSTM_CONFORMANCE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
-                                                                     "lstm-conformance")
-    jax.config.update("jax_compilation_cache_dir", os.path.join(root, "jax"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-
-
-_persistent_compilation_cache()
-
-_JNP_DTYPES = {"float32": jnp.float32, "float64": jnp.float64, "float16": jnp.float16,
-               "bfloat16": jnp.bfloat16}
+from .padding import bucket as _bucket  # noqa: E402
+from .padding import bucket_steps as _bucket_steps  # noqa: E402
+from .padding import pad as _pad  # noqa: E402
+from .padding import pad_rows  # noqa: E402
 
 #: The reference's activation names -> the functions Flax / jax.nn provide (gate_fn, activation_fn).
 _GATE_FNS = {"sigmoid": linen.sigmoid, "hard_sigmoid": jax.nn.hard_sigmoid}
@@ -91,23 +75,6 @@ _ACTIVATION_FNS = {"tanh": linen.tanh, "relu": linen.relu, "linear": jax.nn.iden
 
 _FEATURES = frozenset({"initial_state", "forget_bias", "recurrent_bias", "lengths", "empty_sequences",
                        "reverse", "bidirectional", "layers", "step", "gradients"})
-
-
-def _bucket(n: int, minimum: int) -> int:
-    """The smallest power of two >= n and >= minimum."""
-    size = minimum
-    while size < n:
-        size *= 2
-    return size
-
-
-def _bucket_steps(n: int) -> int:
-    """Padded number of time steps: 16, then multiples of 128 (the suite's short and long
-    sequences each share one compiled function; a padded step costs microseconds of run time, a
-    compilation about 0.3 s of CPU)."""
-    if n <= 16:
-        return 16
-    return -(-n // 128) * 128
 
 
 @dataclass(frozen=True)
@@ -131,28 +98,6 @@ class _Config:
 
     def layer_inputs(self, k: int) -> int:
         return self.inputs if k == 0 else self.num_directions * self.hidden
-
-
-def _pad(array: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarray:
-    """``array`` zero-padded at the end of every axis to ``shape``, cast to ``dtype``."""
-    array = np.asarray(array)
-    if any(s < a for s, a in zip(shape, array.shape)) or len(shape) != array.ndim:
-        raise ValueError(f"array: expected a shape no larger than {shape}, got {array.shape}")
-    out = np.zeros(shape, dtype=dtype)
-    out[tuple(slice(0, n) for n in array.shape)] = array
-    return out
-
-
-def _pad_rows(kernel: np.ndarray, segments: list[tuple[int, int]], columns: int, dtype) -> np.ndarray:
-    """A (rows, H) kernel whose input rows come in ``segments`` of (size, padded size) -- the
-    forward and backward halves of a bidirectional layer's output -- placed into a zero
-    (sum of padded sizes, columns) kernel, each segment at the start of its padded slot."""
-    sizes = [n for n, _ in segments]
-    if sum(sizes) != kernel.shape[0]:
-        raise ValueError(f"kernel: expected {sum(sizes)} input rows, got {kernel.shape[0]}")
-    parts = np.split(kernel, np.cumsum(sizes)[:-1], axis=0)
-    return np.concatenate([_pad(part, (padded, columns), dtype)
-                           for part, (_, padded) in zip(parts, segments)], axis=0)
 
 
 class _FlaxAdapter(Adapter):
@@ -229,7 +174,8 @@ class _FlaxAdapter(Adapter):
         for name, value in self.packing.to_native(params, spec.gate_order, forget_bias=spec.forget_bias).items():
             layer, field = name.split("/")
             if layer in inputs:
-                padded = _pad_rows(value, segments, cfg.hidden, dtype)
+                rows = pad_rows(value, segments)
+                padded = _pad(rows, (rows.shape[0], cfg.hidden), dtype)
             else:
                 padded = _pad(value, (cfg.hidden,) * value.ndim, dtype)
             tree.setdefault(layer, {})[field] = padded

@@ -13,6 +13,11 @@ Names per framework (one layer, one direction):
 torch      ``weight_ih`` (4H, D), ``weight_hh`` (4H, P), ``bias_ih``, ``bias_hh`` (4H,),
            ``weight_hr`` (P, H) with proj_size; gate order ifgo; two biases
            (torch/nn/modules/rnn.py; a state_dict adds the suffix ``_l<k>`` and ``_reverse``).
+paddle     ``weight_ih`` (4H, D), ``weight_hh`` (4H, P), ``bias_ih``, ``bias_hh`` (4H,) as torch, but
+           the projection is ``weight_ho`` (H, P), applied as ``h @ weight_ho`` (torch's
+           ``weight_hr`` is its transpose); gate order ifgo; two biases
+           (paddle/nn/layer/rnn.py, ``LSTMCell.__init__`` and ``forward``).  The names are those of
+           each cell (``nn.LSTM``'s sublayers ``{k}.cell``, ``{k}.cell_fw``, ``{k}.cell_bw``).
 keras      ``kernel`` (D, 4H), ``recurrent_kernel`` (H, 4H), ``bias`` (4H,) (absent with
            use_bias=False): ``LSTMCell``'s variables; gate order ifgo (Keras 2 and 3); no run-time
            forget bias (``unit_forget_bias`` only initialises the bias).
@@ -36,6 +41,16 @@ litert     the per-gate operands of LiteRT's ``UNIDIRECTIONAL_SEQUENCE_LSTM`` (t
            ``recurrent_to_*_weights`` (H, P), ``{input,forget,cell,output}_gate_bias`` (H,),
            peepholes ``cell_to_{input,forget,output}_weights`` (H,), ``projection_weights`` (P, H),
            ``projection_bias`` (P,), ``{input,forget,cell,output}_layer_norm_coefficients`` (H,).
+haiku      ``linear/w`` (D + H, 4H) applied to concat([x, h]) and ``linear/b`` (4H,): the ``hk.Linear``
+           inside ``hk.LSTM`` (parameters ``<lstm name>/linear``); gate order igfo
+           (``i, g, f, o = jnp.split(gated, 4)``); the core adds 1 to the forget pre-activation at
+           run time, always (``f = jax.nn.sigmoid(f + 1)``; haiku/_src/recurrent.py, ``LSTM.__call__``).
+sonnet     ``w_i`` (D, 4H), ``w_h`` (P, 4H), ``b`` (4H,), ``projection`` (H, P): the variables of
+           ``snt.LSTM`` (Sonnet 2); gate order ifgo (``_lstm_fn``); ``forget_bias`` (default 1.0)
+           is added to ``b``'s forget block once, when the variables are created (``_initialize``):
+           no run-time forget bias.
+equinox    ``weight_ih`` (4H, D), ``weight_hh`` (4H, H), ``bias`` (4H,) (absent with use_bias=False):
+           the fields of ``eqx.nn.LSTMCell``, column vectors (``weight_ih @ x``); gate order ifgo.
 flax       ``ii/kernel``, ``if/kernel``, ``ig/kernel``, ``io/kernel`` (D, H), no bias;
            ``hi/kernel`` ... ``ho/kernel`` (H, H) and ``hi/bias`` ... ``ho/bias`` (H,): the
            parameter tree of ``flax.linen.LSTMCell`` / ``OptimizedLSTMCell`` flattened with "/".
@@ -196,15 +211,20 @@ def _peephole_names(peephole, names: dict[str, str]) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------------------------
 # The frameworks
 
-def _transposed(framework: str, kernel: str, recurrent: str, bias: str, recurrent_bias: str, projection: str):
+def _transposed(framework: str, kernel: str, recurrent: str, bias: str, recurrent_bias: str, projection: str, *,
+                projection_layout: str = "P,H"):
     """(names, params) of a framework that stores (4H, D) and (4H, P) weights, two biases and a
-    (P, H) projection (PyTorch, MXNet), under its own five names."""
+    (P, H) projection (PyTorch, MXNet; ``projection_layout="H,P"``: Paddle's (H, P) ``weight_ho``),
+    under its own five names."""
+    if projection_layout not in ("P,H", "H,P"):
+        raise ValueError(f"projection_layout: expected 'P,H' or 'H,P', got {projection_layout!r}")
+    flip = projection_layout == "P,H"
 
     def names(p: LSTMParams) -> dict:
         out = {kernel: orient(p.kernel, "4H,D", rows="D"), recurrent: orient(p.recurrent_kernel, "4H,H", rows="H"),
                bias: np.array(p.bias), recurrent_bias: np.array(p.recurrent_bias)}
         if p.projection is not None:
-            out[projection] = np.ascontiguousarray(np.asarray(p.projection).T)
+            out[projection] = np.ascontiguousarray(np.asarray(p.projection).T if flip else p.projection)
         return out
 
     def params(arrays: dict) -> LSTMParams:
@@ -213,7 +233,7 @@ def _transposed(framework: str, kernel: str, recurrent: str, bias: str, recurren
         return a.done(LSTMParams(kernel=orient(a.take(kernel), "4H,D", rows="D"),
                                  recurrent_kernel=orient(a.take(recurrent), "4H,H", rows="H"),
                                  bias=a.take(bias, required=False), recurrent_bias=a.take(recurrent_bias, required=False),
-                                 projection=None if proj is None else proj.T.copy()))
+                                 projection=None if proj is None else proj.T.copy() if flip else proj))
 
     return names, params
 
@@ -246,7 +266,7 @@ def _tf1_names(p: LSTMParams) -> dict:
     return out
 
 
-def _fused_params(a: _Arrays, kernel: str, bias: str, peepholes: dict, projection: str | None):
+def _fused_params(a: _Arrays, kernel: str, bias: str, peepholes: dict | None, projection: str | None):
     fused = a.take(kernel)
     proj = a.take(projection, required=False) if projection else None
     if fused.ndim != 2 or fused.shape[1] % 4 or (proj is not None and proj.ndim != 2):
@@ -254,7 +274,7 @@ def _fused_params(a: _Arrays, kernel: str, bias: str, peepholes: dict, projectio
     out_size = fused.shape[1] // 4 if proj is None else proj.shape[1]
     k, r = split_fused_kernel(fused, fused.shape[0] - out_size)
     return a.done(LSTMParams(kernel=k, recurrent_kernel=r, bias=a.take(bias, required=False),
-                             peephole=a.peepholes(peepholes), projection=proj))
+                             peephole=a.peepholes(peepholes) if peepholes else None, projection=proj))
 
 
 def _tf1_params(arrays: dict) -> LSTMParams:
@@ -273,6 +293,41 @@ def _tf_block_names(p: LSTMParams) -> dict:
 
 def _tf_block_params(arrays: dict) -> LSTMParams:
     return _fused_params(_Arrays(arrays, "tf_block"), "w", "b", TF_BLOCK_PEEPHOLES, None)
+
+
+def _haiku_names(p: LSTMParams) -> dict:
+    return {"linear/w": join_fused_kernel(p.kernel, p.recurrent_kernel), "linear/b": np.asarray(p.bias)}
+
+
+def _haiku_params(arrays: dict) -> LSTMParams:
+    return _fused_params(_Arrays(arrays, "haiku"), "linear/w", "linear/b", None, None)
+
+
+def _sonnet_names(p: LSTMParams) -> dict:
+    out = {"w_i": np.asarray(p.kernel), "w_h": np.asarray(p.recurrent_kernel), "b": np.asarray(p.bias)}
+    if p.projection is not None:
+        out["projection"] = np.asarray(p.projection)
+    return out
+
+
+def _sonnet_params(arrays: dict) -> LSTMParams:
+    a = _Arrays(arrays, "sonnet")
+    return a.done(LSTMParams(kernel=a.take("w_i"), recurrent_kernel=a.take("w_h"), bias=a.take("b", required=False),
+                             projection=a.take("projection", required=False)))
+
+
+def _equinox_names(p: LSTMParams) -> dict:
+    out = {"weight_ih": orient(p.kernel, "4H,D", rows="D"), "weight_hh": orient(p.recurrent_kernel, "4H,H", rows="H")}
+    if p.bias is not None:
+        out["bias"] = np.asarray(p.bias)
+    return out
+
+
+def _equinox_params(arrays: dict) -> LSTMParams:
+    a = _Arrays(arrays, "equinox")
+    return a.done(LSTMParams(kernel=orient(a.take("weight_ih"), "4H,D", rows="D"),
+                             recurrent_kernel=orient(a.take("weight_hh"), "4H,H", rows="H"),
+                             bias=a.take("bias", required=False)))
 
 
 CNTK_PEEPHOLES = {"i": "Ci", "f": "Cf", "o": "Co"}
@@ -465,6 +520,14 @@ PACKINGS: dict[str, Packing] = {
         Packing("openvino", "openvino", _openvino_names, _openvino_params),
         Packing("litert", "ifgo", _litert_names, _litert_params, bias_optional=True,
                 holds=frozenset({"peephole", "projection", "layer_norm", "projection_bias"})),
+        Packing("paddle", "paddle", *_transposed("paddle", "weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ho",
+                                                 projection_layout="H,P"),
+                two_biases=True, holds=frozenset({"recurrent_bias", "projection"})),
+        # hk.LSTM: f = sigmoid(f + 1) in __call__, always (its docstring says "after initialization").
+        Packing("haiku", "haiku", _haiku_names, _haiku_params, runtime_forget_bias=1.0),
+        # snt.LSTM (Sonnet 2): forget_bias is added to b_f once, in _initialize; none at run time.
+        Packing("sonnet", "sonnet", _sonnet_names, _sonnet_params, holds=frozenset({"projection"})),
+        Packing("equinox", "equinox", _equinox_names, _equinox_params, bias_optional=True),
         Packing("flax", "ifgo", *_flax("flax", "f")),
         Packing("flax_nnx", "ifgo", *_flax("flax_nnx", "f_")),
         Packing("mxnet", "mxnet", *_transposed("mxnet", "i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias",

@@ -51,6 +51,12 @@ GATE_ORDER_PRESETS: dict[str, str] = {
     "cntk": "igfo",
     # ONNX LSTM operator: W[iofc] (operator spec), letters renamed: c -> g.
     "onnx": "iofg",
+    # dm-haiku hk.LSTM: i, g, f, o = jnp.split(gated, 4) (haiku/_src/recurrent.py, LSTM.__call__).
+    "haiku": "igfo",
+    # dm-sonnet 2 snt.LSTM: i, f, g, o = tf.split(gates, 4, axis=1) (sonnet/src/recurrent.py, _lstm_fn).
+    "sonnet": "ifgo",
+    # Equinox eqx.nn.LSTMCell: i, f, g, o = jnp.split(lin, 4) (equinox/nn/_rnn.py, LSTMCell.__call__).
+    "equinox": "ifgo",
     # CS231n assignment 3 (lstm_step_forward): a[:, :H] is i, then f, o, g.
     "cs231n": "ifog",
     # Chainer F.lstm / L.LSTM: a, i, f, o (a is the candidate), and **unit-major**: the 4H axis is

@@ -434,11 +434,12 @@ def scan(x: np.ndarray, prep: Prepared, h0: np.ndarray, c0: np.ndarray, *, lengt
     batch, steps, d = x.shape
     hidden, out_size = prep.hidden_size, prep.output_size
     spec = prep.spec
-    # One matmul for the input projection of every step, laid out time-major.
-    xw = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(steps * batch, d) @ prep.kernel
+    # One matmul for the input projection of every step, in x's batch-major order (no transposed
+    # copy of x; step t is the strided view xw[:, t]).
+    xw = np.ascontiguousarray(x).reshape(batch * steps, d) @ prep.kernel
     if prep.layer_norm is None:  # under layer norm the bias comes after the normalisation
         xw += prep.bias
-    xw = xw.reshape(steps, batch, 4 * hidden)
+    xw = xw.reshape(batch, steps, 4 * hidden)
     y = np.empty((steps, batch, out_size))
     order = range(steps - 1, -1, -1) if reverse else range(steps)
     record = trace is not None
@@ -483,7 +484,7 @@ def scan(x: np.ndarray, prep: Prepared, h0: np.ndarray, c0: np.ndarray, *, lengt
         z_all = z.all
         for k, t in enumerate(order):
             np.matmul(h, rec, out=z_all)
-            z_all += xw[t]
+            z_all += xw[:, t]
             h_new, c_new = y[t], cs[(k + 1) & 1]
             _cell(prep, z, c, c_new, tc, h_new if m is None else m, h_new, tmp)
             h, c = h_new, c_new
@@ -503,7 +504,7 @@ def scan(x: np.ndarray, prep: Prepared, h0: np.ndarray, c0: np.ndarray, *, lengt
             ln_n = None if ln_ns is None else ln_ns[k]
             ln_sigma = None if ln_sigmas is None else ln_sigmas[k]
         np.matmul(h_prev, prep.recurrent_kernel, out=z.all)
-        z.all += xw[t]
+        z.all += xw[:, t]
         if lengths is None:
             h = hs[nxt]
             _cell(prep, z, c_prev, cs[nxt], tc, h if m is None else m, h, tmp,

@@ -52,11 +52,17 @@ def test_checked_in_fixtures_verify_and_load():
     assert {c.case.direction for c in cases.values()} == {"forward", "reverse", "bidirectional"}
     assert max(len(c.case.layers) for c in cases.values()) == 3
     specs = [c.case.spec for c in cases.values()]
-    for option in ("use_peepholes", "cell_clip", "gate_clip", "proj_size", "proj_clip"):
+    for option in ("use_peepholes", "cell_clip", "gate_clip", "proj_size", "proj_clip", "activation_clip",
+                   "layer_norm", "cell_activation", "backward_activations"):
         assert any(getattr(s, option) for s in specs), option
+    assert {s.coupled_gates for s in specs} == {None, "input_from_forget", "forget_from_input"}
+    assert any(p.projection_bias is not None for c in cases.values() for p in c.case.layers[0])
     assert any(s.forget_bias for s in specs)
-    assert {s.recurrent_activation for s in specs} == {"sigmoid", "hard_sigmoid", "hard_sigmoid_keras2"}
-    assert {s.activation for s in specs} == {"tanh", "relu", "linear"}
+    assert {"sigmoid", "hard_sigmoid", "hard_sigmoid_keras2"} < {s.recurrent_activation for s in specs}
+    assert {"tanh", "relu", "linear"} < {s.activation for s in specs}
+    # Past the 16- and 32-lane, 16-row and 32-step boundaries.
+    assert max(c.case.params.hidden_size for c in cases.values()) > 64
+    assert any(c.case.batch > 16 and c.case.steps > 32 for c in cases.values())
     assert any(p.recurrent_bias is not None for c in cases.values() for p in c.case.layers[0])
 
 

@@ -291,3 +291,22 @@ def test_checked_in_baseline_is_a_results_directory():
     for path in recorded.glob("*.npz"):
         arrays = golden.load_npz(path)
         assert np.isfinite(arrays["y"]).all()
+
+
+def test_markdown_says_how_far_sizes_reached_and_what_ran(tmp_path):
+    """A pipeline's rows say what its converter produced and how large the compared cases were;
+    the Markdown report sums them per backend."""
+    from report_samples import _row, backend_doc, write_results
+
+    a = _row("forward_parity", "pass")
+    a.update(largest={"input_size": 33, "hidden_size": 17, "batch": 4, "steps": 65}, at_scale=3,
+             produced={"ONNX LSTM op (opset 20)": 40})
+    b = _row("lengths", "pass")
+    b.update(largest={"input_size": 5, "hidden_size": 129, "batch": 17, "steps": 8}, at_scale=2,
+             produced={"ONNX LSTM op (opset 20)": 10, "Loop with 31 ops in its body": 5})
+    results = write_results(tmp_path / "r", [backend_doc("torch-onnx", "torch", "2.13.0", [a, b])])
+    out = tmp_path / "report.md"
+    assert cli_main(["report", str(results), "--markdown", str(out)]) in (0, 1)
+    text = out.read_text()
+    assert ("| torch-onnx | 33, 129, 17, 65 | 5 | ONNX LSTM op (opset 20) (50); Loop with 31 ops in its body (5) |"
+            in text), text

@@ -141,16 +141,20 @@ def read_manifest(directory: Path = FIXTURES_DIR) -> dict:
     return manifest
 
 
-def build_manifest(directory: Path) -> dict:
-    """The manifest of every file under ``directory/cases`` (what the generator writes)."""
+def build_manifest(directory: Path, changes: list[dict] | None = None) -> dict:
+    """The manifest of every file under ``directory/cases`` (what the generator writes), with the
+    generator's record of why and by how much the cases' values moved when they were regenerated."""
     directory = Path(directory)
     files = {}
     for path in sorted((directory / CASES_DIR).rglob("*")):
         if path.is_file():
             files[path.relative_to(directory).as_posix()] = sha256_file(path)
     names = sorted({Path(p).stem for p in files if p.endswith(".json")})
-    return {"format": FORMAT, "generator": "fixtures/generate.py", "regenerate": REGENERATE,
-            "cases": names, "files": files}
+    manifest = {"format": FORMAT, "generator": "fixtures/generate.py", "regenerate": REGENERATE,
+                "cases": names, "files": files}
+    if changes:
+        manifest["changes"] = list(changes)
+    return manifest
 
 
 def verify(directory: Path = FIXTURES_DIR) -> dict[str, str]:

@@ -121,6 +121,30 @@ _OPENVINO_SEQUENCE_LENGTHS = (
     "the same model with static shapes is decomposed and right (tests/test_openvino_facts.py). "
     "No upstream issue found for the wrong results"
 )
+def _projection_with_padding(case) -> bool:
+    return (bool(case.spec.proj_size) and case.lengths is not None
+            and bool((case.lengths < case.steps).any()))
+
+
+def _with_lengths(case) -> bool:
+    return case.lengths is not None
+
+
+def _every_case(case) -> bool:
+    return True
+
+
+def _float64_without_state(case) -> bool:
+    return case.dtype == "float64" and case.initial_state is None and case.lengths is None
+
+
+_MINDSPORE_TANH = (
+    "MindSpore's CPU Tanh kernel (ops.Tanh, float32) is an approximation that is off by up to 1e-4 "
+    "for |x| in [4, 5.5] (tanh(5) comes out as 1.0000098, above 1) and returns exactly 1 beyond; "
+    "the seq_length path of nn.LSTM (_DynamicRNNBase.variable_recurrent, a loop of _lstm_cell) and "
+    "nn.LSTMCell apply it to g and c, so their outputs differ from the fused LSTM kernel's (used "
+    "without seq_length, accurate) by up to ~5e-4 where pre-activations or cell states reach that "
+    "range (mindspore-ai/mindspore#348 reports the Tanh deviation; docs/frameworks/mindspore.md)")
 
 KNOWN_ISSUES: list[KnownIssue] = [
     KnownIssue(
@@ -231,6 +255,37 @@ KNOWN_ISSUES: list[KnownIssue] = [
         "documentation asks for positive lengths (apache/mxnet#14019, 'SequenceLast undefined behavior', "
         "closed); outputs are masked right (docs/frameworks/mxnet.md)",
         when=_empty_sequence, when_text="batches with an empty sequence",
+    ),
+    KnownIssue(
+        "paddle", "option_combinations", "paddlepaddle 3.3.1 (CPU)",
+        "with proj_size, nn.LSTM does not use the fused rnn kernel (five parameters per cell, so "
+        "could_use_cudnn is False) but the Python loop _rnn_dynamic_graph (paddle/nn/layer/rnn.py), "
+        "which holds the state at padded steps (_maybe_copy) but returns the cell's raw output there: "
+        "the output of one step from the held state on the padding input, not zeros (the fused kernel "
+        "used without proj_size outputs zeros); valid outputs and final states are right "
+        "(docs/frameworks/paddle.md)",
+        when=_projection_with_padding, when_text="cases with a projection and padded steps",
+    ),
+    *[KnownIssue("mindspore", name, "mindspore 2.10.0 (CPU)", _MINDSPORE_TANH, when=_with_lengths,
+                 when_text="cases with lengths (the seq_length loop)")
+      for name in ("lengths", "zero_length", "reverse", "bidirectional", "stacked", "option_combinations")],
+    KnownIssue("mindspore", "step_by_step", "mindspore 2.10.0 (CPU)", _MINDSPORE_TANH, when=_every_case,
+               when_text="every case (nn.LSTMCell)"),
+    KnownIssue(
+        "sonnet-unrolled", "gradients", "dm-sonnet 2.0.2 on tensorflow-cpu 2.21.0",
+        "snt.UnrolledLSTM runs tf.raw_ops.BlockLSTMV2 on the CPU (sonnet/src/recurrent.py, "
+        "_block_unrolled_lstm, chosen eagerly and by Grappler's implementation selector in a "
+        "tf.function), and TensorFlow registers the V1 gradient for that op (see the tf-block-v2 "
+        "entry): every gradient of an UnrolledLSTM on the CPU is wrong (dx, dh0, dc0 and the weights, "
+        "not just swapped blocks); snt.LSTM with snt.dynamic_unroll is right (docs/frameworks/sonnet.md)",
+    ),
+    KnownIssue(
+        "mindspore", "dtype_float64", "mindspore 2.10.0 (CPU)",
+        "nn.LSTM(dtype=float64) without an initial state and without seq_length runs the fused CPU LSTM "
+        "kernel and returns a Float64 tensor computed with float32 accuracy (errors ~1e-7, not 1e-15); "
+        "with an initial state it refuses float64 (TypeError: x and hx must be float32 or float16), "
+        "with seq_length it is float64-accurate (docs/frameworks/mindspore.md)",
+        when=_float64_without_state, when_text="float64 cases without an initial state or lengths (the fused kernel)",
     ),
 ]
 

@@ -75,3 +75,28 @@ def shorten(text: str, limit: int) -> str:
         return text
     cut = text[:limit - 1].rsplit(" ", 1)[0]
     return cut.rstrip(",;:") + "…"
+
+
+SIZE_KEYS = ("input_size", "hidden_size", "batch", "steps")
+
+
+def sizes_reached(result: ResultFile) -> tuple[dict, int]:
+    """The largest input size, hidden size, batch and steps compared over every property of a
+    backend (rows' "largest"), and how many comparisons were of cases drawn at scale."""
+    largest = {k: 0 for k in SIZE_KEYS}
+    at_scale = 0
+    for row in result.properties.values():
+        for k in SIZE_KEYS:
+            largest[k] = max(largest[k], int((row.get("largest") or {}).get(k, 0)))
+        at_scale += int(row.get("at_scale") or 0)
+    return largest, at_scale
+
+
+def produced(result: ResultFile) -> dict[str, int]:
+    """What the backend ran (``Output.produced``: a converter's product), summed over its
+    properties: product -> compared outputs."""
+    out: dict[str, int] = {}
+    for row in result.properties.values():
+        for what, n in (row.get("produced") or {}).items():
+            out[what] = out.get(what, 0) + int(n)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))

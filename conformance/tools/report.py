@@ -31,7 +31,8 @@ from pathlib import Path
 
 from ..harness.results import ResultFile
 from . import gate as regression_gate
-from .matrix import LEGEND, LETTERS, ReportError, counts_text, display_name, load_results, property_names, shorten
+from .matrix import (LEGEND, LETTERS, SIZE_KEYS, ReportError, counts_text, display_name, load_results, produced,
+                     property_names, shorten, sizes_reached)
 from .report_html import html_page
 
 EXIT_OK, EXIT_REGRESSION, EXIT_ERROR = 0, 1, 3
@@ -127,6 +128,15 @@ def markdown(results: list[ResultFile], gate: regression_gate.Gate | None = None
         if gate.drift:
             out += ["", "### Drift of the golden-fixture outputs", ""] + [f"- {d.line()}" for d in gate.drift]
         out.append("")
+    out += ["## Sizes reached and what ran", "",
+            "| backend | largest D, H, B, T compared | comparisons at scale | what ran (compared outputs) |",
+            "|---|---|---|---|"]
+    for r in results:
+        largest, at_scale = sizes_reached(r)
+        ran = produced(r)
+        out.append(f"| {r.backend} | {', '.join(str(largest[k]) for k in SIZE_KEYS)} | {at_scale} | "
+                   f"{'; '.join(f'{what} ({n})' for what, n in ran.items()) or '-'} |")
+    out.append("")
     problems = [(r, n, row) for r in results for n, row in sorted(r.properties.items())
                 if row["status"] in ("fail", "expected-failure")]
     if problems:
