@@ -44,6 +44,8 @@ BACKENDS: dict[str, str] = {
     "tflite-keras": "adapters.tflite_adapter:TFLiteKerasAdapter",
     "tflite-keras-drq": "adapters.tflite_adapter:TFLiteKerasDRQAdapter",
     "litert-lstm": "adapters.litert_native_adapter:LiteRTLSTMAdapter",
+    "litert-lstm-time-major": "adapters.litert_native_adapter:LiteRTLSTMTimeMajorAdapter",
+    "litert-bilstm": "adapters.litert_native_adapter:LiteRTBidirectionalLSTMAdapter",
     "openvino-onnx": "adapters.openvino_adapter:OpenVINOOnnxAdapter",
     "openvino-torch": "adapters.openvino_adapter:OpenVINOTorchAdapter",
     "openvino-lstmsequence": "adapters.openvino_adapter:OpenVINOLSTMSequenceAdapter",

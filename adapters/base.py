@@ -74,6 +74,10 @@ class Capabilities:
     reverse_time_order: str = "aligned"  # "aligned" or "processed" (see reference.lstm_forward)
     max_layers: int = 1
     gradient_dtypes: tuple[str, ...] = ("float32", "float64")
+    # The epsilon a backend's layer normalisation adds to the variance when it is a constant of its
+    # kernel (LiteRT: 1e-8): layer-norm cases are drawn with it as LSTMSpec.layer_norm_epsilon, and
+    # a case with another epsilon is one the backend cannot express.  None: it takes the spec's.
+    layer_norm_epsilon: float | None = None
     why_not: dict[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -87,6 +91,9 @@ class Capabilities:
         for name in ("length_semantics", "bidirectional_length_semantics"):
             if getattr(self, name) not in (None, "zeros", "repeat"):
                 raise ValueError(f"{name}: expected None, 'zeros' or 'repeat', got {getattr(self, name)!r}")
+        eps = self.layer_norm_epsilon
+        if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < 1):
+            raise ValueError(f"layer_norm_epsilon: expected None or a number in [0, 1), got {eps!r}")
 
     def length_semantics_for(self, direction: str) -> str | None:
         """The length semantics of a run in ``direction``; None without the "lengths" feature."""
@@ -221,6 +228,7 @@ class Adapter:
             "activations": list(caps.activations), "length_semantics": caps.length_semantics,
             "bidirectional_length_semantics": caps.length_semantics_for("bidirectional"),
             "reverse_time_order": caps.reverse_time_order, "max_layers": caps.max_layers,
+            **({"layer_norm_epsilon": caps.layer_norm_epsilon} if caps.layer_norm_epsilon is not None else {}),
         }
 
     def run(self, case: Case) -> Output:

@@ -2,7 +2,12 @@
 
 * "openvino-onnx": the ONNX LSTM graph of the "onnxruntime" adapter (``OnnxRuntimeAdapter._model``,
   its weights moved from graph inputs into initializers, as an exported model holds them) ->
-  ``openvino.convert_model`` (the ONNX frontend) -> CPU plugin.
+  ``openvino.convert_model`` (the ONNX frontend) -> CPU plugin.  It declares what ONNX writes and
+  the CPU plugin compiles: the activations relu, sigmoid and tanh in any of f, g, h (every other
+  ONNX activation is refused when compiling), ``clip`` (computed as a gate clip: a known issue),
+  ``input_forget`` (dropped by the frontend: a known issue), six activations of a bidirectional
+  node (the forward three used for both directions: a known issue).  ``layout=1`` is not read by
+  the frontend (tests/test_openvino_facts.py) and so not used.
 * "openvino-torch": the ``torch.nn.LSTM`` of the "torch" adapter, weights loaded
   (``TorchLSTMAdapter._prepare``; packed sequences for lengths, a bidirectional layer with a zero
   forward half for a reverse-only case) -> ``openvino.convert_model(module, example_input=...)``
@@ -21,9 +26,9 @@ X (B, T, D) batch-major; initial_hidden_state / initial_cell_state (B, num_direc
 sequence_lengths (B,) required; W (num_directions, 4H, D), R (num_directions, 4H, H), B
 (num_directions, 4H) one bias, gate blocks f, i, c, o (preset "openvino" = "figo", the "openvino"
 entry of ``adapters.packings``); attributes ``hidden_size``, ``direction`` (forward, reverse,
-bidirectional), ``activations`` (f, g, h: any of sigmoid, tanh, relu), ``activations_alpha`` /
-``_beta`` (unused by these three), ``clip`` (clamps the pre-activations of f, i, c and o: the
-reference's gate_clip; 0 = none).  Outputs Y (B, num_directions, T, H), Ho and Co
+bidirectional), ``activations`` (f, g, h: any of sigmoid, tanh, relu; one list for both
+directions), ``activations_alpha`` / ``_beta`` (unused by these three), ``clip`` (clamps the
+pre-activations of f, i, c and o: the reference's gate_clip; 0 = none).  Outputs Y (B, num_directions, T, H), Ho and Co
 (B, num_directions, H).  No peepholes (LSTMSequence-1 had them; opset 5 dropped them), no
 projection, no cell clip.
 """
@@ -78,13 +83,25 @@ class OpenVINOAdapter(Adapter):
 # ONNX -> openvino.convert_model
 
 
+#: The activations LSTMSequence computes, in any of f, g and h (the op spec: "any combination of relu,
+#: sigmoid, tanh"); the CPU plugin refuses to compile an LSTMSequence with any other (measured with
+#: openvino 2026.4.1 on every ONNX function: ConvertLSTMSequenceToTensorIterator "Unknown activation
+#: function: affine" (also softsign, softplus, leaky_relu, thresholded_relu, scaled_tanh, elu);
+#: LSTMCellDecomposition "Unsupported activation function" for HardSigmoid, whatever its alpha and beta).
+OV_RECURRENT_ACTIVATIONS = ("sigmoid", "tanh", "relu")
+OV_ACTIVATIONS = ("tanh", "relu", "sigmoid")
+_OV_ONLY = ("the CPU plugin compiles LSTMSequence with relu, sigmoid and tanh only ('Unknown activation function' / "
+            "'Unsupported activation function' for any other ONNX activation, with or without alpha and beta)")
+
+
 def _onnx_caps() -> Capabilities:
     src = OnnxRuntimeAdapter.capabilities
     return Capabilities(
-        dtypes=("float32",), recurrent_activations=src.recurrent_activations, activations=src.activations,
+        dtypes=("float32",), recurrent_activations=OV_RECURRENT_ACTIVATIONS, activations=OV_ACTIVATIONS,
         features=src.features, length_semantics=src.length_semantics,
         reverse_time_order=src.reverse_time_order, max_layers=src.max_layers, gradient_dtypes=(),
         why_not={**src.why_not,
+                 **{a: _OV_ONLY for a in ("hard_sigmoid", "hard_sigmoid_keras2", "linear", "softsign", "softplus")},
                  "float16": "the CPU plugin computes a float16 model in float32 (INFERENCE_PRECISION_HINT "
                             "f32); float16 arithmetic is not what it tests",
                  "float64": "the ONNX LSTM graph of the source adapter is float32 or float16"})
@@ -182,7 +199,6 @@ class OpenVINOTorchAdapter(OpenVINOAdapter):
 # --------------------------------------------------------------------------------------------
 # LSTMSequence built with the opset API
 
-_OV_ACTIVATIONS = {"sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu"}
 
 
 def opset():
@@ -209,10 +225,10 @@ class OpenVINOLSTMSequenceAdapter(OpenVINOAdapter):
     weight_orientation = "W (dirs, 4H, D), R (dirs, 4H, H), B (dirs, 4H); gate blocks f, i, c, o"
     capabilities = Capabilities(
         dtypes=("float32",),
-        recurrent_activations=("sigmoid",),
-        activations=("tanh", "relu"),
-        features=frozenset({"initial_state", "forget_bias", "recurrent_bias", "gate_clip", "lengths",
-                            "empty_sequences", "reverse", "bidirectional", "layers"}),
+        recurrent_activations=OV_RECURRENT_ACTIVATIONS,
+        activations=OV_ACTIVATIONS,
+        features=frozenset({"initial_state", "forget_bias", "recurrent_bias", "gate_clip", "cell_activation",
+                            "lengths", "empty_sequences", "reverse", "bidirectional", "layers"}),
         length_semantics="zeros",
         reverse_time_order="aligned",
         max_layers=3,
@@ -220,9 +236,16 @@ class OpenVINOLSTMSequenceAdapter(OpenVINOAdapter):
         why_not={"peepholes": "LSTMSequence-5 has no peephole input (LSTMSequence-1 had one)",
                  "cell_clip": "clip clamps the gate pre-activations, not the cell state",
                  "projection": "LSTMSequence has no projection", "proj_clip": "LSTMSequence has no projection",
-                 **{a: "activations are any of sigmoid, tanh and relu (no hard sigmoid)"
-                    for a in ("hard_sigmoid", "hard_sigmoid_keras2")},
-                 "linear": "activations are any of sigmoid, tanh and relu (no linear / affine)",
+                 **{a: "activations are any of sigmoid, tanh and relu: " + _OV_ONLY
+                    for a in ("hard_sigmoid", "hard_sigmoid_keras2", "linear", "softsign", "softplus")},
+                 "activation_clip": "clip clamps the gate pre-activations (the reference's gate_clip), not the cell "
+                                    "state where it enters h",
+                 "input_forget": "LSTMSequence-5 has no coupled gates (LSTMSequence-1's input_forget was dropped)",
+                 "cifg": "LSTMSequence-5 has no coupled gates",
+                 "layer_norm": "LSTMSequence has no layer normalisation",
+                 "projection_bias": "LSTMSequence has no projection",
+                 "backward_activations": "one activations list serves both directions of a bidirectional "
+                                         "LSTMSequence (BidirectionalLSTMSequenceDecomposition gives both the same)",
                  **{d: "the float32 kernels are tested (INFERENCE_PRECISION_HINT f32)"
                     for d in ("float64", "float16", "bfloat16")},
                  "gradients": "an inference runtime",
@@ -256,8 +279,7 @@ class OpenVINOLSTMSequenceAdapter(OpenVINOAdapter):
                 shape = ops.concat([batch, ops.constant(np.array([dirs, hidden], np.int64))], 0)
                 h0 = c0 = ops.broadcast(ops.constant(np.float32(0)), shape)
             node = ops.lstm_sequence(layer_in, h0, c0, lengths, w, r, b, hidden, case.direction,
-                                     activations=["sigmoid", _OV_ACTIVATIONS[spec.activation],
-                                                  _OV_ACTIVATIONS[spec.activation]],
+                                     activations=[spec.recurrent_activation, spec.activation, spec.h_activation],
                                      clip=float(spec.gate_clip or 0.0))
             # Y (B, dirs, T, H) -> (B, T, dirs * H): the next layer's input and the output y.
             y = ops.transpose(node.output(0), ops.constant(np.array([0, 2, 1, 3], np.int64)))

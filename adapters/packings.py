@@ -39,7 +39,8 @@ openvino   ``W`` (4H, D), ``R`` (4H, H), ``B`` (4H,): the inputs of OpenVINO's `
 litert     the per-gate operands of LiteRT's ``UNIDIRECTIONAL_SEQUENCE_LSTM`` (tensorflow/lite/kernels/
            lstm_shared.h): ``input_to_{input,forget,cell,output}_weights`` (H, D),
            ``recurrent_to_*_weights`` (H, P), ``{input,forget,cell,output}_gate_bias`` (H,),
-           peepholes ``cell_to_{input,forget,output}_weights`` (H,), ``projection_weights`` (P, H).
+           peepholes ``cell_to_{input,forget,output}_weights`` (H,), ``projection_weights`` (P, H),
+           ``projection_bias`` (P,), ``{input,forget,cell,output}_layer_norm_coefficients`` (H,).
 haiku      ``linear/w`` (D + H, 4H) applied to concat([x, h]) and ``linear/b`` (4H,): the ``hk.Linear``
            inside ``hk.LSTM`` (parameters ``<lstm name>/linear``); gate order igfo
            (``i, g, f, o = jnp.split(gated, 4)``); the core adds 1 to the forget pre-activation at
@@ -83,7 +84,7 @@ from reference.layout import (arrange_biases, join_fused_kernel, join_gates, joi
 from reference.spec import LSTMParams
 
 #: What a packing can store beyond the kernel, the recurrent kernel and one bias.
-EXTRAS = ("recurrent_bias", "peephole", "projection")
+EXTRAS = ("recurrent_bias", "peephole", "projection", "layer_norm", "projection_bias")
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,10 @@ class Packing:
         if params.projection is not None and "projection" not in self.holds:
             raise ValueError(f"{argument}: the weights have an output projection, which {self.name}'s LSTM "
                              f"cannot hold (frameworks with a projection: {holding('projection')})")
+        for extra, what in (("layer_norm", "layer-norm coefficients"), ("projection_bias", "a projection bias")):
+            if getattr(params, extra) is not None and extra not in self.holds:
+                raise ValueError(f"{argument}: the weights have {what}, which {self.name}'s LSTM cannot hold "
+                                 f"(frameworks with {what}: {holding(extra) or 'none'})")
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,6 +397,11 @@ def _litert_names(p: LSTMParams) -> dict:
         out.update(_peephole_names(p.peephole, LITERT_PEEPHOLES))
     if p.projection is not None:
         out["projection_weights"] = np.ascontiguousarray(np.asarray(p.projection).T)
+    if p.projection_bias is not None:
+        out["projection_bias"] = np.asarray(p.projection_bias)
+    if p.layer_norm is not None:
+        out.update({f"{name}_layer_norm_coefficients": v for g, name in LITERT_GATES.items()
+                    for v in [split_gates(p.layer_norm, "ifgo")[g]]})
     return out
 
 
@@ -402,9 +412,16 @@ def _litert_params(arrays: dict) -> LSTMParams:
     biases = {g: a.take(f"{n}_gate_bias", required=False) for g, n in LITERT_GATES.items()}
     bias = join_gates(biases, "ifgo") if all(b is not None for b in biases.values()) else None
     projection = a.take("projection_weights", required=False)
+    norms = {g: a.take(f"{n}_layer_norm_coefficients", required=False) for g, n in LITERT_GATES.items()}
+    present = [g for g, v in norms.items() if v is not None]
+    if present and len(present) != 4:
+        raise ValueError(f"weights: expected the layer-norm coefficients of all four gates or none, got "
+                         f"{[f'{LITERT_GATES[g]}_layer_norm_coefficients' for g in present]}")
     return a.done(LSTMParams(kernel=kernel, recurrent_kernel=recurrent, bias=bias,
                              peephole=a.peepholes(LITERT_PEEPHOLES),
-                             projection=None if projection is None else projection.T.copy()))
+                             projection=None if projection is None else projection.T.copy(),
+                             projection_bias=a.take("projection_bias", required=False),
+                             layer_norm=join_gates(norms, "ifgo") if present else None))
 
 
 def flax_layer_names(forget_input: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -502,7 +519,7 @@ PACKINGS: dict[str, Packing] = {
                 holds=frozenset({"recurrent_bias", "peephole"})),
         Packing("openvino", "openvino", _openvino_names, _openvino_params),
         Packing("litert", "ifgo", _litert_names, _litert_params, bias_optional=True,
-                holds=frozenset({"peephole", "projection"})),
+                holds=frozenset({"peephole", "projection", "layer_norm", "projection_bias"})),
         Packing("paddle", "paddle", *_transposed("paddle", "weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ho",
                                                  projection_layout="H,P"),
                 two_biases=True, holds=frozenset({"recurrent_bias", "projection"})),

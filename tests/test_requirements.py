@@ -95,3 +95,26 @@ def test_an_adapter_that_lacks_a_drawn_option_is_never_called_with_it():
     with pytest.raises(Unsupported):
         gated(inner).run_steps(case)
     assert inner.seen == [] and Output
+
+
+class LayerNormRecorder(Recorder):
+    """A layer-norm backend whose kernel adds a fixed epsilon to the variance (LiteRT: 1e-8)."""
+
+    name = "layer-norm-recorder"
+    capabilities = Capabilities(features=frozenset({"layer_norm", "initial_state"}), layer_norm_epsilon=0.25)
+
+
+def test_layer_norm_cases_are_drawn_with_the_epsilon_the_backend_declares():
+    inner = LayerNormRecorder()
+    stats = run_property("layer_norm", inner, max_examples=5)
+    assert stats.examples == 5 and all(c.spec.layer_norm and c.spec.layer_norm_epsilon == 0.25 for c in inner.seen)
+    case = inner.seen[0]
+    other = case.replace(spec=case.spec.replace(layer_norm_epsilon=0.0))
+    assert lacking(other, inner.capabilities) == ["layer_norm_epsilon 0.0 (its layer norm adds 0.25)"]
+    assert lacking(other, Capabilities(features=frozenset({"layer_norm", "initial_state"}))) == []
+
+
+@pytest.mark.parametrize("bad", [-1e-8, 1.0, float("nan"), "1e-8", True])
+def test_a_layer_norm_epsilon_must_be_a_small_number(bad):
+    with pytest.raises(ValueError, match=r"layer_norm_epsilon: expected None or a number in \[0, 1\), got"):
+        Capabilities(layer_norm_epsilon=bad)

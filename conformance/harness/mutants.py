@@ -234,6 +234,9 @@ NEEDS = {
     "activation_clip_as_gate_clip": lambda caps: "gate_clip" in caps.features,
     "coupling_reversed": lambda caps: {"cifg", "input_forget"} <= caps.features,
     "cell_activation_dropped": lambda caps: "cell_activation" in caps.features,
+    # Only a parameterised activation has parameters to drop.
+    "activation_params_default": lambda caps: any(a.endswith("(*)") for a in caps.recurrent_activations
+                                                  + caps.activations),
     "hard_sigmoid_variant_swapped": lambda caps: {"hard_sigmoid", "hard_sigmoid_keras2"}
     <= set(caps.recurrent_activations),
 }

@@ -54,11 +54,14 @@ def has(adapter: Adapter, feature: str) -> bool:
 def cases_for(adapter: Adapter, *, spec: dict | None = None, dtype: str | None = None, **kwargs):
     """``strategies.cases`` with the adapter's defaults: its first dtype, recurrent activation
     and activation unless the property asks for others (float32, sigmoid and tanh for every
-    framework adapter; a user's callable may claim another)."""
+    framework adapter; a user's callable may claim another), and for layer-norm cases the
+    epsilon its kernel adds (``Capabilities.layer_norm_epsilon``)."""
     caps = adapter.capabilities
     spec = dict(spec or {})
     spec.setdefault("recurrent_activation", caps.recurrent_activations[0])
     spec.setdefault("activation", caps.activations[0])
+    if spec.get("layer_norm") and caps.layer_norm_epsilon is not None:
+        spec.setdefault("layer_norm_epsilon", caps.layer_norm_epsilon)
     return cases(dtype=dtype or caps.dtypes[0], spec=spec, **kwargs)
 
 
@@ -285,15 +288,19 @@ def _activations(draw, adapter):
 
 
 def _many_activations(caps: Capabilities) -> list[str]:
+    """The property needs activations with parameters, or a cell activation (ONNX h) of its own: f, g
+    and h then drawn from the functions declared (OpenVINO: relu, sigmoid, tanh in any of them)."""
     parameterised = [a for a in caps.recurrent_activations + caps.activations if a.endswith("(*)")]
-    return [] if parameterised else ["activations with parameters (an ONNX family such as 'leaky_relu(*)')"]
+    if parameterised or "cell_activation" in caps.features:
+        return []
+    return ["activations with parameters (an ONNX family such as 'leaky_relu(*)') or feature 'cell_activation'"]
 
 
 @prop("onnx_activations", requires=_many_activations)
 def _onnx_activations():
     """ONNX's activations f, g and h, drawn from the functions the backend declares, with drawn
     activation_alpha and activation_beta (LeakyRelu, ThresholdedRelu, ScaledTanh, HardSigmoid,
-    Elu, Affine, Softsign, Softplus, ...)."""
+    Elu, Affine, Softsign, Softplus, ...) where it declares them."""
 
     @st.composite
     def drawn(draw, adapter):

@@ -98,6 +98,10 @@ def lacking(case: Case, caps: Capabilities, call: str = "run") -> list[str]:
         native = "step" if call == "steps" else "stateful"
         if native not in caps.features and "initial_state" not in caps.features:
             out.append(f"feature {native!r} or 'initial_state' (the state carried between calls)")
+    eps = caps.layer_norm_epsilon
+    if spec.layer_norm and eps is not None and spec.layer_norm_epsilon != eps:
+        out.append(_why(caps, "layer_norm_epsilon", f"layer_norm_epsilon {spec.layer_norm_epsilon!r} (its layer "
+                                                    f"norm adds {eps!r})"))
     declared = caps.length_semantics_for(case.direction)
     if case.lengths is not None and declared and declared != spec.length_semantics:
         out.append(_why(caps, f"length_semantics {spec.length_semantics}",
