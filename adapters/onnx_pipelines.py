@@ -36,6 +36,7 @@ the pipeline, so that a second run exports nothing.  A converter's refusal is ke
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -173,6 +174,26 @@ def describe_graph(model) -> str:
     return f"unrolled: {sum(ops.values())} ops (opset {opset})"
 
 
+#: The input and hidden sizes that a pipeline paying an export per layer shape draws at scale
+#: (:func:`export_size_plan`): each one past a boundary where kernels switch code paths (16- and
+#: 32-lane SIMD, 128-wide GEMM blocks), so that the ``scale`` property still crosses them.
+EXPORT_UNIT_SIZES = (17, 33, 129)
+
+
+def export_size_plan(plan):
+    """``plan`` (a conformance.harness.strategies.SizePlan) narrowed for a pipeline that exports
+    one model per structure at seconds each: examples at scale only in the ``scale`` property
+    (``share`` 0; every other property keeps its small shapes), with input and hidden sizes from
+    :data:`EXPORT_UNIT_SIZES` as far as the plan reaches, so that a few layer shapes are exported
+    once and reused; batch and steps, dynamic axes of the exported models, as the plan draws them.
+    A plan that reaches none of those sizes only loses its share."""
+    from dataclasses import replace
+
+    sizes = tuple(s for s in EXPORT_UNIT_SIZES
+                  if s <= plan.max_size and (not plan.unit_sizes or s in plan.unit_sizes))
+    return replace(plan, share=0, unit_sizes=sizes) if sizes else replace(plan, share=0)
+
+
 class OnnxPipeline(Adapter):
     """Base of the pipelines into ONNX Runtime (see the module docstring).
 
@@ -252,8 +273,9 @@ class OnnxPipeline(Adapter):
         return cache_dir() / "onnx-exports" / self.name / digest
 
     def _exported(self, case: Case, handle, native: list[np.ndarray]):
-        """(model, its Placement or None, produced) for the case's structure; raises Unsupported
-        when the converter refused it."""
+        """(model, its Placement or None, produced, sample steps) for the case's structure; raises
+        Unsupported when the converter refused it.  Sample steps: the length the structure must be
+        exported with (None: the subclass's own sample), set when the converter made time static."""
         key = self._structure(case)
         if key not in self._exports:
             self._exports[key] = self._load_or_export(handle, case, native, key)
@@ -264,18 +286,24 @@ class OnnxPipeline(Adapter):
             # a dynamic one: this structure is exported again for each length.
             key += (("steps", case.steps),)
             if key not in self._exports:
-                self.sample_steps = case.steps
-                try:
+                with self._sample_length(case.steps):
                     entry = self._load_or_export(handle, case, native, key)
-                finally:
-                    self.sample_steps = None
                 if not isinstance(entry, str):
-                    entry = (entry[0], entry[1], entry[2] + ", static time axis: exported per length")
+                    entry = (entry[0], entry[1], entry[2] + ", static time axis: exported per length", case.steps)
                 self._exports[key] = entry
             entry = self._exports[key]
         if isinstance(entry, str):
             raise Unsupported(entry)
         return entry
+
+    @contextlib.contextmanager
+    def _sample_length(self, steps: int | None):
+        """Export with samples of ``steps`` steps inside this block (None: the default sample)."""
+        self.sample_steps = steps
+        try:
+            yield
+        finally:
+            self.sample_steps = None
 
     def _load_or_export(self, handle, case: Case, native: list[np.ndarray], key: tuple):
         """The structure's entry: from the disk cache, or exported with tagged weights; a refusal
@@ -289,7 +317,7 @@ class OnnxPipeline(Adapter):
                 model = self._export(handle, case)
             except Unsupported as exc:
                 return str(exc)
-            return model, None, describe_graph(model)
+            return model, None, describe_graph(model), None
         path = self._cache_file(key)
         refused, saved = path.with_suffix(".refused"), path.with_suffix(".onnx")
         if refused.is_file():
@@ -311,18 +339,21 @@ class OnnxPipeline(Adapter):
             tmp.replace(saved)
         placement = Placement(model, total)
         usable = bool(placement.slots) and not placement.arithmetic
-        return model, placement if usable else None, describe_graph(model)
+        return model, placement if usable else None, describe_graph(model), None
 
     def _model_for(self, case: Case, handle):
         """(serialized model with the case's weights, produced)."""
         native = self._weights(handle)
-        model, placement, produced = self._exported(case, handle, native)
+        model, placement, produced, steps = self._exported(case, handle, native)
         if placement is None:
-            model = self._export(handle, case)
+            # Exported with the case's own weights, with the sample length the structure needs.
+            with self._sample_length(steps):
+                model = self._export(handle, case)
         else:
             placement.bind(model, native)
             if not self._verified:
-                self._verify(handle, case, model)
+                with self._sample_length(steps):
+                    self._verify(handle, case, model)
         return model.SerializeToString(), produced
 
     def _verify(self, handle, case: Case, bound) -> None:

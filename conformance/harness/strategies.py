@@ -52,6 +52,9 @@ class SizePlan:
     max_work   the most multiply-adds of one example, B * T * 4H * (D + P) summed over layers
                and directions: sizes are drawn so that an example stays within it (batch and
                steps shrink where the layer is wide)
+    unit_sizes the input and hidden sizes drawn at scale, ascending (empty: every one of
+               BOUNDARY_SIZES up to max_size); a backend that pays for every new layer shape (an
+               exporter: one model per structure) draws from a few, so that its exports are reused
     """
 
     share: int = 0
@@ -59,6 +62,14 @@ class SizePlan:
     max_batch: int = 4
     max_steps: int = 8
     max_work: float = 0.0
+    unit_sizes: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        sizes = self.unit_sizes
+        if not isinstance(sizes, tuple) or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
+                                               for v in sizes) or list(sizes) != sorted(set(sizes)):
+            raise ValueError(f"unit_sizes: expected a tuple of distinct positive ints in ascending "
+                             f"order, got {sizes!r}")
 
     @staticmethod
     def sizes(choices, lo: int, hi: int, limit: int) -> list[int]:
@@ -265,8 +276,9 @@ def _sizes_at_scale(draw, plan: SizePlan, spec: LSTMSpec, batch, steps, input_si
     """(B, T, D, H, layers) from the boundary lists within ``plan``: the layer's sizes first (the
     boundaries of unit-index bugs), then the batch and the steps that keep the example's work
     within ``plan.max_work``.  Each is a sorted ``sampled_from``: it shrinks to smaller sizes."""
-    d = draw(st.sampled_from(plan.sizes(BOUNDARY_SIZES, *input_size, plan.max_size)))
-    h = draw(st.sampled_from(plan.sizes(BOUNDARY_SIZES, *hidden_size, plan.max_size)))
+    units = plan.unit_sizes or BOUNDARY_SIZES
+    d = draw(st.sampled_from(plan.sizes(units, *input_size, plan.max_size)))
+    h = draw(st.sampled_from(plan.sizes(units, *hidden_size, plan.max_size)))
     n_layers = layers if isinstance(layers, int) else draw(st.integers(*layers))
     p = spec.proj_size or h
     per_row_step = sum(directions * 4 * h * ((d if k == 0 else directions * p) + p) for k in range(n_layers))
