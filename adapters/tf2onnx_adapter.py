@@ -61,10 +61,11 @@ def _capabilities(source: Capabilities) -> Capabilities:
 
 
 class _Model:
-    """One structure's functional model around the source adapter's layers."""
+    """One structure's functional model around the source adapter's layers (its own: the source
+    adapter keeps a bounded cache of layers and builds new ones when it evicts them)."""
 
-    def __init__(self, model, variables, input_names):
-        self.model, self.variables, self.input_names = model, variables, input_names
+    def __init__(self, model, layers, variables, input_names):
+        self.model, self.layers, self.variables, self.input_names = model, layers, variables, input_names
 
 
 class _KerasPipeline(OnnxPipeline):
@@ -121,7 +122,7 @@ class _KerasPipeline(OnnxPipeline):
             outputs += finals
         model = keras.Model(list(inputs.values()), [y] + outputs)
         variables = [v for layer in layers for v in self._variables(layer)]
-        return _Model(model, variables, list(inputs))
+        return _Model(model, layers, variables, list(inputs))
 
     def _feeds(self, case: Case, handle: _Model) -> dict[str, np.ndarray]:
         host = np.dtype(case.dtype)  # float32 or float16 (_DTYPES)
@@ -219,12 +220,12 @@ class TFKerasTf2OnnxAdapter(_KerasPipeline):
         import tf_keras
 
         self._source._check_case(case)
-        layers = self._source._layers(case)
         key = self._structure(case)
         handle = self._models.get(key)
         if handle is None:
-            handle = self._models[key] = self._functional(tf_keras, case, layers)
-        for layer, dirs in zip(layers, case.layers):
+            handle = self._models[key] = self._functional(tf_keras, case, self._source._layers(case))
+        # Into the model's own layers: those the source returns now may be new ones.
+        for layer, dirs in zip(handle.layers, case.layers):
             self._source._load(layer, dirs, case)
         return handle
 
