@@ -12,9 +12,9 @@ dynamic) with **tagged weights**, and learns from the exported model where each 
 went:
 
 * every native weight element gets a distinct tag value, a float of magnitude in [1, 2) whose
-  mantissa and sign encode its index (a scrambled bijection, so that round constants such as
-  1.0 or 1.5 in a graph are not read as small indices; indices beyond the number of weight
-  elements are not tags);
+  sign and odd mantissa encode its index (scrambled; round constants such as 1.0, 1.5 or 1.25,
+  which converters write as clip bounds and activation constants, have even mantissas and are
+  never tags; indices beyond the number of weight elements are not tags either);
 * a constant tensor of the exported model (an initializer, a Constant node, the same inside a
   Loop body) whose elements are tags (or exact zeros: a bias the converter adds, such as ONNX's
   Rb for a one-bias framework) is a *placement*: element k holds weight element ``index[k]``.
@@ -25,9 +25,9 @@ went:
   nor zeros: that structure is then exported again for every example, with the real weights.
 
 Placement is only valid if the converter moves weights without looking at their values.  Each
-process checks it once per backend against a real export with real weights (the first example):
-the two models must have the same graph and bit-identical initializers
-(:meth:`OnnxPipeline._verify`).
+process checks it against a real export with real weights for the first example of each kind of
+product (``describe_graph``: the LSTM operator, a Loop of so many operators, ...): the two
+models must have the same graph and bit-identical constants (:meth:`OnnxPipeline._verify`).
 
 Exported models are kept on disk under ``<cache>/onnx-exports/<backend>/`` (the cache directory of
 ``adapters.worker_env.cache_dir``), keyed by the structure and the versions of every package of
@@ -49,7 +49,7 @@ from .base import Adapter, BrokenContract, Case, Output, Unsupported
 from .onnxruntime_adapter import inference_session
 
 #: Bump when the way models are exported or tagged changes (invalidates the disk cache).
-CACHE_SCHEMA = 1
+CACHE_SCHEMA = 2
 
 #: Tag encoding per dtype: (unsigned view, mantissa bits, exponent mask, exponent of [1, 2)).
 _TAG_FORMATS = {
@@ -61,13 +61,18 @@ _SCRAMBLE = {23: 0x2F0B3D, 10: 0x2C5}
 
 
 def tag_capacity(dtype) -> int:
-    """How many weight elements can carry distinct tags in ``dtype`` (0: no tags in it)."""
+    """How many weight elements can carry distinct tags in ``dtype`` (0: no tags in it): two signs
+    times the odd mantissas."""
     fmt = _TAG_FORMATS.get(np.dtype(dtype))
-    return 0 if fmt is None else 2 << fmt[1]
+    return 0 if fmt is None else 1 << fmt[1]
 
 
 def make_tags(shapes: list[tuple[int, ...]], dtype) -> list[np.ndarray]:
-    """Arrays of the given shapes whose elements are the tags of 0, 1, 2, ... in order."""
+    """Arrays of the given shapes whose elements are the tags of 0, 1, 2, ... in order.
+
+    A tag is +-(1 + m / 2^bits) with an odd mantissa m: the sign is the index's lowest bit, m the
+    scrambled rest.  Round constants that converters write into graphs (1.0, 1.5, 1.25, clip
+    bounds, activation slopes) have even mantissas and are never read as tags."""
     dtype = np.dtype(dtype)
     uint, bits, _, one = _TAG_FORMATS[dtype]
     total = int(sum(int(np.prod(s)) for s in shapes))
@@ -75,7 +80,8 @@ def make_tags(shapes: list[tuple[int, ...]], dtype) -> list[np.ndarray]:
         raise ValueError(f"shapes: at most {tag_capacity(dtype)} weight elements can be tagged in "
                          f"{dtype}, got {total}")
     index = np.arange(total, dtype=np.uint64)
-    mantissa = ((index >> np.uint64(1)) * np.uint64(_SCRAMBLE[bits])) & np.uint64((1 << bits) - 1)
+    half = np.uint64((1 << (bits - 1)) - 1)
+    mantissa = ((((index >> np.uint64(1)) * np.uint64(_SCRAMBLE[bits])) & half) << np.uint64(1)) | np.uint64(1)
     sign = (index & np.uint64(1)) << np.uint64(8 * dtype.itemsize - 1)
     flat = (np.uint64(one) | mantissa | sign).astype(uint).view(dtype)
     out, start = [], 0
@@ -93,10 +99,11 @@ def read_tags(values: np.ndarray, total: int) -> np.ndarray:
     uint, bits, exponent, one = _TAG_FORMATS[dtype]
     raw = np.ascontiguousarray(values).view(uint).astype(np.uint64).ravel()
     sign_bit = np.uint64(8 * dtype.itemsize - 1)
-    is_tag = (raw & np.uint64(exponent)) == np.uint64(one)
     mantissa = raw & np.uint64((1 << bits) - 1)
-    inverse = np.uint64(pow(_SCRAMBLE[bits], -1, 1 << bits))
-    index = ((mantissa * inverse) & np.uint64((1 << bits) - 1)) * np.uint64(2) + (raw >> sign_bit)
+    is_tag = ((raw & np.uint64(exponent)) == np.uint64(one)) & ((mantissa & np.uint64(1)) == np.uint64(1))
+    half = np.uint64((1 << (bits - 1)) - 1)
+    inverse = np.uint64(pow(_SCRAMBLE[bits], -1, 1 << (bits - 1)))
+    index = (((mantissa >> np.uint64(1)) * inverse) & half) * np.uint64(2) + (raw >> sign_bit)
     index = np.where(is_tag, index.astype(np.int64), -1)
     return np.where(index < total, index, -1)
 
@@ -215,7 +222,7 @@ class OnnxPipeline(Adapter):
 
     def __init__(self):
         self._exports: dict = {}
-        self._verified = False
+        self._verified: set[str] = set()  # the products (describe_graph) checked by _verify
         #: The length of the sample to export with when the converter makes time static (None:
         #: the subclass's own sample length).
         self.sample_steps: int | None = None
@@ -351,9 +358,10 @@ class OnnxPipeline(Adapter):
                 model = self._export(handle, case)
         else:
             placement.bind(model, native)
-            if not self._verified:
+            if produced not in self._verified:
                 with self._sample_length(steps):
                     self._verify(handle, case, model)
+                self._verified.add(produced)
         return model.SerializeToString(), produced
 
     def _verify(self, handle, case: Case, bound) -> None:
@@ -382,7 +390,6 @@ class OnnxPipeline(Adapter):
             raise RuntimeError(f"{self.name}: weights placed by tags do not reproduce a real export "
                                f"({'; '.join(problems[:5])}): the converter's output depends on weight "
                                f"values; this pipeline cannot use placement")
-        self._verified = True
 
     # ------------------------------------------------------------------ the contract
 
