@@ -12,9 +12,9 @@ dynamic) with **tagged weights**, and learns from the exported model where each 
 went:
 
 * every native weight element gets a distinct tag value, a float of magnitude in [1, 2) whose
-  mantissa and sign encode its index (a scrambled bijection, so that round constants such as
-  1.0 or 1.5 in a graph are not read as small indices; indices beyond the number of weight
-  elements are not tags);
+  sign and odd mantissa encode its index (scrambled; round constants such as 1.0, 1.5 or 1.25,
+  which converters write as clip bounds and activation constants, have even mantissas and are
+  never tags; indices beyond the number of weight elements are not tags either);
 * a constant tensor of the exported model (an initializer, a Constant node, the same inside a
   Loop body) whose elements are tags (or exact zeros: a bias the converter adds, such as ONNX's
   Rb for a one-bias framework) is a *placement*: element k holds weight element ``index[k]``.
@@ -25,9 +25,9 @@ went:
   nor zeros: that structure is then exported again for every example, with the real weights.
 
 Placement is only valid if the converter moves weights without looking at their values.  Each
-process checks it once per backend against a real export with real weights (the first example):
-the two models must have the same graph and bit-identical initializers
-(:meth:`OnnxPipeline._verify`).
+process checks it against a real export with real weights for the first example of each kind of
+product (``describe_graph``: the LSTM operator, a Loop of so many operators, ...): the two
+models must have the same graph and bit-identical constants (:meth:`OnnxPipeline._verify`).
 
 Exported models are kept on disk under ``<cache>/onnx-exports/<backend>/`` (the cache directory of
 ``adapters.worker_env.cache_dir``), keyed by the structure and the versions of every package of
@@ -36,6 +36,7 @@ the pipeline, so that a second run exports nothing.  A converter's refusal is ke
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -48,7 +49,7 @@ from .base import Adapter, BrokenContract, Case, Output, Unsupported
 from .onnxruntime_adapter import inference_session
 
 #: Bump when the way models are exported or tagged changes (invalidates the disk cache).
-CACHE_SCHEMA = 1
+CACHE_SCHEMA = 2
 
 #: Tag encoding per dtype: (unsigned view, mantissa bits, exponent mask, exponent of [1, 2)).
 _TAG_FORMATS = {
@@ -60,13 +61,18 @@ _SCRAMBLE = {23: 0x2F0B3D, 10: 0x2C5}
 
 
 def tag_capacity(dtype) -> int:
-    """How many weight elements can carry distinct tags in ``dtype`` (0: no tags in it)."""
+    """How many weight elements can carry distinct tags in ``dtype`` (0: no tags in it): two signs
+    times the odd mantissas."""
     fmt = _TAG_FORMATS.get(np.dtype(dtype))
-    return 0 if fmt is None else 2 << fmt[1]
+    return 0 if fmt is None else 1 << fmt[1]
 
 
 def make_tags(shapes: list[tuple[int, ...]], dtype) -> list[np.ndarray]:
-    """Arrays of the given shapes whose elements are the tags of 0, 1, 2, ... in order."""
+    """Arrays of the given shapes whose elements are the tags of 0, 1, 2, ... in order.
+
+    A tag is +-(1 + m / 2^bits) with an odd mantissa m: the sign is the index's lowest bit, m the
+    scrambled rest.  Round constants that converters write into graphs (1.0, 1.5, 1.25, clip
+    bounds, activation slopes) have even mantissas and are never read as tags."""
     dtype = np.dtype(dtype)
     uint, bits, _, one = _TAG_FORMATS[dtype]
     total = int(sum(int(np.prod(s)) for s in shapes))
@@ -74,7 +80,8 @@ def make_tags(shapes: list[tuple[int, ...]], dtype) -> list[np.ndarray]:
         raise ValueError(f"shapes: at most {tag_capacity(dtype)} weight elements can be tagged in "
                          f"{dtype}, got {total}")
     index = np.arange(total, dtype=np.uint64)
-    mantissa = ((index >> np.uint64(1)) * np.uint64(_SCRAMBLE[bits])) & np.uint64((1 << bits) - 1)
+    half = np.uint64((1 << (bits - 1)) - 1)
+    mantissa = ((((index >> np.uint64(1)) * np.uint64(_SCRAMBLE[bits])) & half) << np.uint64(1)) | np.uint64(1)
     sign = (index & np.uint64(1)) << np.uint64(8 * dtype.itemsize - 1)
     flat = (np.uint64(one) | mantissa | sign).astype(uint).view(dtype)
     out, start = [], 0
@@ -92,10 +99,11 @@ def read_tags(values: np.ndarray, total: int) -> np.ndarray:
     uint, bits, exponent, one = _TAG_FORMATS[dtype]
     raw = np.ascontiguousarray(values).view(uint).astype(np.uint64).ravel()
     sign_bit = np.uint64(8 * dtype.itemsize - 1)
-    is_tag = (raw & np.uint64(exponent)) == np.uint64(one)
     mantissa = raw & np.uint64((1 << bits) - 1)
-    inverse = np.uint64(pow(_SCRAMBLE[bits], -1, 1 << bits))
-    index = ((mantissa * inverse) & np.uint64((1 << bits) - 1)) * np.uint64(2) + (raw >> sign_bit)
+    is_tag = ((raw & np.uint64(exponent)) == np.uint64(one)) & ((mantissa & np.uint64(1)) == np.uint64(1))
+    half = np.uint64((1 << (bits - 1)) - 1)
+    inverse = np.uint64(pow(_SCRAMBLE[bits], -1, 1 << (bits - 1)))
+    index = (((mantissa >> np.uint64(1)) * inverse) & half) * np.uint64(2) + (raw >> sign_bit)
     index = np.where(is_tag, index.astype(np.int64), -1)
     return np.where(index < total, index, -1)
 
@@ -173,6 +181,26 @@ def describe_graph(model) -> str:
     return f"unrolled: {sum(ops.values())} ops (opset {opset})"
 
 
+#: The input and hidden sizes that a pipeline paying an export per layer shape draws at scale
+#: (:func:`export_size_plan`): each one past a boundary where kernels switch code paths (16- and
+#: 32-lane SIMD, 128-wide GEMM blocks), so that the ``scale`` property still crosses them.
+EXPORT_UNIT_SIZES = (17, 33, 129)
+
+
+def export_size_plan(plan):
+    """``plan`` (a conformance.harness.strategies.SizePlan) narrowed for a pipeline that exports
+    one model per structure at seconds each: examples at scale only in the ``scale`` property
+    (``share`` 0; every other property keeps its small shapes), with input and hidden sizes from
+    :data:`EXPORT_UNIT_SIZES` as far as the plan reaches, so that a few layer shapes are exported
+    once and reused; batch and steps, dynamic axes of the exported models, as the plan draws them.
+    A plan that reaches none of those sizes only loses its share."""
+    from dataclasses import replace
+
+    sizes = tuple(s for s in EXPORT_UNIT_SIZES
+                  if s <= plan.max_size and (not plan.unit_sizes or s in plan.unit_sizes))
+    return replace(plan, share=0, unit_sizes=sizes) if sizes else replace(plan, share=0)
+
+
 class OnnxPipeline(Adapter):
     """Base of the pipelines into ONNX Runtime (see the module docstring).
 
@@ -194,7 +222,7 @@ class OnnxPipeline(Adapter):
 
     def __init__(self):
         self._exports: dict = {}
-        self._verified = False
+        self._verified: set[str] = set()  # the products (describe_graph) checked by _verify
         #: The length of the sample to export with when the converter makes time static (None:
         #: the subclass's own sample length).
         self.sample_steps: int | None = None
@@ -252,8 +280,9 @@ class OnnxPipeline(Adapter):
         return cache_dir() / "onnx-exports" / self.name / digest
 
     def _exported(self, case: Case, handle, native: list[np.ndarray]):
-        """(model, its Placement or None, produced) for the case's structure; raises Unsupported
-        when the converter refused it."""
+        """(model, its Placement or None, produced, sample steps) for the case's structure; raises
+        Unsupported when the converter refused it.  Sample steps: the length the structure must be
+        exported with (None: the subclass's own sample), set when the converter made time static."""
         key = self._structure(case)
         if key not in self._exports:
             self._exports[key] = self._load_or_export(handle, case, native, key)
@@ -264,18 +293,24 @@ class OnnxPipeline(Adapter):
             # a dynamic one: this structure is exported again for each length.
             key += (("steps", case.steps),)
             if key not in self._exports:
-                self.sample_steps = case.steps
-                try:
+                with self._sample_length(case.steps):
                     entry = self._load_or_export(handle, case, native, key)
-                finally:
-                    self.sample_steps = None
                 if not isinstance(entry, str):
-                    entry = (entry[0], entry[1], entry[2] + ", static time axis: exported per length")
+                    entry = (entry[0], entry[1], entry[2] + ", static time axis: exported per length", case.steps)
                 self._exports[key] = entry
             entry = self._exports[key]
         if isinstance(entry, str):
             raise Unsupported(entry)
         return entry
+
+    @contextlib.contextmanager
+    def _sample_length(self, steps: int | None):
+        """Export with samples of ``steps`` steps inside this block (None: the default sample)."""
+        self.sample_steps = steps
+        try:
+            yield
+        finally:
+            self.sample_steps = None
 
     def _load_or_export(self, handle, case: Case, native: list[np.ndarray], key: tuple):
         """The structure's entry: from the disk cache, or exported with tagged weights; a refusal
@@ -289,7 +324,7 @@ class OnnxPipeline(Adapter):
                 model = self._export(handle, case)
             except Unsupported as exc:
                 return str(exc)
-            return model, None, describe_graph(model)
+            return model, None, describe_graph(model), None
         path = self._cache_file(key)
         refused, saved = path.with_suffix(".refused"), path.with_suffix(".onnx")
         if refused.is_file():
@@ -311,18 +346,22 @@ class OnnxPipeline(Adapter):
             tmp.replace(saved)
         placement = Placement(model, total)
         usable = bool(placement.slots) and not placement.arithmetic
-        return model, placement if usable else None, describe_graph(model)
+        return model, placement if usable else None, describe_graph(model), None
 
     def _model_for(self, case: Case, handle):
         """(serialized model with the case's weights, produced)."""
         native = self._weights(handle)
-        model, placement, produced = self._exported(case, handle, native)
+        model, placement, produced, steps = self._exported(case, handle, native)
         if placement is None:
-            model = self._export(handle, case)
+            # Exported with the case's own weights, with the sample length the structure needs.
+            with self._sample_length(steps):
+                model = self._export(handle, case)
         else:
             placement.bind(model, native)
-            if not self._verified:
-                self._verify(handle, case, model)
+            if produced not in self._verified:
+                with self._sample_length(steps):
+                    self._verify(handle, case, model)
+                self._verified.add(produced)
         return model.SerializeToString(), produced
 
     def _verify(self, handle, case: Case, bound) -> None:
@@ -351,7 +390,6 @@ class OnnxPipeline(Adapter):
             raise RuntimeError(f"{self.name}: weights placed by tags do not reproduce a real export "
                                f"({'; '.join(problems[:5])}): the converter's output depends on weight "
                                f"values; this pipeline cannot use placement")
-        self._verified = True
 
     # ------------------------------------------------------------------ the contract
 

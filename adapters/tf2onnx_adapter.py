@@ -31,7 +31,7 @@ import numpy as np
 
 from .base import Capabilities, Case, Output, Unsupported
 from .keras3_adapter import Keras3TFAdapter
-from .onnx_pipelines import OnnxPipeline, first_line
+from .onnx_pipelines import OnnxPipeline, export_size_plan, first_line
 from .tf_keras_adapter import TFKerasAdapter
 
 _DROPPED = {"step": "the exported model runs whole sequences (steps go through its state inputs)",
@@ -39,18 +39,33 @@ _DROPPED = {"step": "the exported model runs whole sequences (steps go through i
             "gradients": "an exported inference model"}
 
 
-def _capabilities(source: Capabilities, dtypes: tuple[str, ...], why_not: dict) -> Capabilities:
+#: The dtypes the pipelines run (measured: tensorflow-cpu 2.21.0, keras 3.15.1, tf_keras 2.21.0,
+#: tf2onnx 1.17.0, onnxruntime 1.31.1; docs/converters/tf2onnx.md) and why not the others.
+_DTYPES = ("float32", "float16")
+_WHY_NOT_DTYPES = {
+    "float64": "tf2onnx writes the unmasked LSTM as an ONNX LSTM node in double, which onnxruntime 1.31.1 "
+               "refuses to run ('LSTM operator does not support double yet'); only a masked LSTM (a Loop of "
+               "MatMul, Sigmoid, Tanh) runs in float64",
+    "bfloat16": "tf2onnx 1.17.0's LSTM rewriter cannot map bfloat16 ('unsupported numpy dtype 'bfloat16' for "
+                "mapping to onnx') and leaves a Loop that onnxruntime 1.31.1 refuses to load (INVALID_GRAPH: "
+                "'Type tensor(bfloat16) ... of operator (Loop) ... is invalid'; with a mask: 'MatMul bound to "
+                "different types (tensor(float16) and tensor(bfloat16))')",
+}
+
+
+def _capabilities(source: Capabilities) -> Capabilities:
     """The source's capabilities less what an exported inference model has not (``_DROPPED``),
-    in the dtypes the pipeline runs."""
-    return replace(source, dtypes=dtypes, features=source.features - set(_DROPPED), gradient_dtypes=(),
-                   why_not={**source.why_not, **_DROPPED, **why_not})
+    in the dtypes the pipeline runs (``_DTYPES``)."""
+    return replace(source, dtypes=_DTYPES, features=source.features - set(_DROPPED), gradient_dtypes=(),
+                   why_not={**source.why_not, **_DROPPED, **_WHY_NOT_DTYPES})
 
 
 class _Model:
-    """One structure's functional model around the source adapter's layers."""
+    """One structure's functional model around the source adapter's layers (its own: the source
+    adapter keeps a bounded cache of layers and builds new ones when it evicts them)."""
 
-    def __init__(self, model, variables, input_names):
-        self.model, self.variables, self.input_names = model, variables, input_names
+    def __init__(self, model, layers, variables, input_names):
+        self.model, self.layers, self.variables, self.input_names = model, layers, variables, input_names
 
 
 class _KerasPipeline(OnnxPipeline):
@@ -66,6 +81,11 @@ class _KerasPipeline(OnnxPipeline):
     def __init__(self):
         super().__init__()
         self._models: dict = {}
+
+    def size_plan(self, plan):
+        """Every new layer shape costs a tf2onnx export (1 to 7 s here): at scale only in the
+        ``scale`` property, from a few sizes (``onnx_pipelines.export_size_plan``)."""
+        return export_size_plan(plan)
 
     def _structure(self, case: Case) -> tuple:
         s = case.spec
@@ -102,10 +122,10 @@ class _KerasPipeline(OnnxPipeline):
             outputs += finals
         model = keras.Model(list(inputs.values()), [y] + outputs)
         variables = [v for layer in layers for v in self._variables(layer)]
-        return _Model(model, variables, list(inputs))
+        return _Model(model, layers, variables, list(inputs))
 
     def _feeds(self, case: Case, handle: _Model) -> dict[str, np.ndarray]:
-        host = np.float32 if case.dtype in ("float32", "bfloat16") else case.dtype
+        host = np.dtype(case.dtype)  # float32 or float16 (_DTYPES)
         feeds = {"x": case.x.astype(host)}
         if case.initial_state is not None:
             n = case.num_directions
@@ -118,7 +138,7 @@ class _KerasPipeline(OnnxPipeline):
 
     def _sample(self, case: Case, handle: _Model) -> list:
         """Inputs of batch 2 and 3 steps: Keras' exporter refuses a model that was never called."""
-        host = np.float32 if case.dtype in ("float32", "bfloat16") else case.dtype
+        host = np.dtype(case.dtype)  # float32 or float16 (_DTYPES)
         out = []
         for tensor in handle.model.inputs:
             shape = [2 if i == 0 else 3 if s is None else s for i, s in enumerate(tensor.shape)]
@@ -142,7 +162,7 @@ class Keras3Tf2OnnxAdapter(_KerasPipeline):
 
     name = "keras3-tf2onnx"
     framework = "keras"
-    capabilities = _capabilities(Keras3TFAdapter.capabilities, ("float32", "float16", "float64", "bfloat16"), {})
+    capabilities = _capabilities(Keras3TFAdapter.capabilities)
     api = 'keras.layers.LSTM (Keras 3, tensorflow) -> model.export(format="onnx") (tf2onnx) -> onnxruntime'
     packages = ("keras", "tensorflow-cpu", "tf2onnx", "onnx", "onnxruntime")
 
@@ -184,7 +204,7 @@ class TFKerasTf2OnnxAdapter(_KerasPipeline):
 
     name = "tf-keras-tf2onnx"
     framework = "tf_keras"
-    capabilities = _capabilities(TFKerasAdapter.capabilities, ("float32", "float16", "float64", "bfloat16"), {})
+    capabilities = _capabilities(TFKerasAdapter.capabilities)
     api = "tf_keras.layers.LSTM (Keras 2) -> tf2onnx.convert.from_keras -> onnxruntime"
     packages = ("tf_keras", "tensorflow-cpu", "tf2onnx", "onnx", "onnxruntime")
 
@@ -200,12 +220,12 @@ class TFKerasTf2OnnxAdapter(_KerasPipeline):
         import tf_keras
 
         self._source._check_case(case)
-        layers = self._source._layers(case)
         key = self._structure(case)
         handle = self._models.get(key)
         if handle is None:
-            handle = self._models[key] = self._functional(tf_keras, case, layers)
-        for layer, dirs in zip(layers, case.layers):
+            handle = self._models[key] = self._functional(tf_keras, case, self._source._layers(case))
+        # Into the model's own layers: those the source returns now may be new ones.
+        for layer, dirs in zip(handle.layers, case.layers):
             self._source._load(layer, dirs, case)
         return handle
 

@@ -35,7 +35,7 @@ import warnings
 import numpy as np
 
 from .base import Capabilities, Case, Output, Unsupported
-from .onnx_pipelines import OnnxPipeline, first_line
+from .onnx_pipelines import OnnxPipeline, export_size_plan, first_line
 from .pytorch_adapter import TorchLSTMAdapter
 
 _TORCH = TorchLSTMAdapter.capabilities
@@ -63,6 +63,27 @@ def _capabilities() -> Capabilities:
                  "gradients": "an exported inference model",
                  "step": "the exported model runs whole sequences (steps go through its state inputs)"},
     )
+
+
+def _forget_rnn_dispatch(torch) -> None:
+    """Empty the Python dispatcher's cache of ``aten::lstm`` so that an export sees the kernels
+    registered now, as the first export of a process does.
+
+    For dynamic shapes the exporter's capture (``_capture_strategies.py``,
+    ``_patch_dynamic_shape_rnn_decompositions``) registers a ``while_loop`` decomposition of
+    ``aten::lstm.input`` by writing ``op.py_kernels`` directly (``torch/export/_patches.py``,
+    ``_register_rnn_while_loop_decomposition``), which does not clear ``op._dispatch_cache``
+    (``OpOverload.py_impl`` would).  The first export's decomposition step caches the
+    Python-loop decomposition (``torch._decomp.decompositions.lstm_impl``) for AutogradCPU; every
+    later capture in the process dispatches to it, which unrolls the time axis, specializes it
+    ("You marked time as dynamic but your code specialized it to be a constant (3)"), and the
+    exporter silently re-exports with time fixed to the sample's length.  Measured with torch
+    2.13.0 (docs/converters/torch-onnx.md, finding 3).  Without this, a process exports dynamic
+    time once and static time after; with it, every export is the one a fresh process makes."""
+    for name in ("input", "data"):
+        cache = getattr(getattr(torch.ops.aten.lstm, name, None), "_dispatch_cache", None)
+        if isinstance(cache, dict):
+            cache.clear()
 
 
 class _Exported:
@@ -191,6 +212,11 @@ class TorchOnnxDynamoAdapter(TorchOnnxAdapter):
     api = "torch.nn.LSTM -> torch.onnx.export(dynamo=True) -> onnxruntime (CPUExecutionProvider)"
     packages = ("torch", "onnxscript", "onnx", "onnxruntime")
 
+    def size_plan(self, plan):
+        """Every new layer shape costs a dynamo export (1.3 to 7 s here): at scale only in the
+        ``scale`` property, from a few sizes (``onnx_pipelines.export_size_plan``)."""
+        return export_size_plan(plan)
+
     def _call_exporter(self, module, sample: dict, names: list[str]):
         import contextlib
         import logging
@@ -202,6 +228,7 @@ class TorchOnnxDynamoAdapter(TorchOnnxAdapter):
         shapes = (specs["x"], rest) if rest else (specs["x"],)
         # The exporter prints its progress to stdout and logs through "torch.onnx".
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        _forget_rnn_dispatch(torch)
         with contextlib.redirect_stdout(io.StringIO()):
             program = torch.onnx.export(module, tuple(sample.values()), dynamo=True, verbose=False,
                                         input_names=names, output_names=["y", "h_n", "c_n"],

@@ -218,15 +218,16 @@ KNOWN_ISSUES: list[KnownIssue] = [
         "torch-onnx-dynamo", "projection", "torch 2.13.0, onnxscript 0.7.2, onnxruntime 1.31.1",
         "onnxscript's torchlib lowering of aten::lstm.input (onnxscript/function_libs/torch_lib/ops/"
         "core.py, aten_lstm) has no projection: it reads the hidden size from initial_h (which has "
-        "proj_size features), takes 4 parameters per direction (weight_hr is not one of them) and "
-        "writes an LSTM node whose hidden_size is proj_size; the exported model is refused by ORT "
-        "('Input initial_c must have shape ...') or computes without the projection "
-        "(docs/converters/torch-onnx.md)",
+        "proj_size features), slices the gate blocks of weight_ih / weight_hh at proj_size, ignores "
+        "weight_hr (4 parameters per direction) and writes an LSTM node whose hidden_size is proj_size; "
+        "nn.LSTM's c0 has hidden_size > proj_size features, so ORT refuses every such model ('Input "
+        "initial_c must have shape {dirs, B, P}. Actual: {dirs, B, H}'); no upstream issue found, looks "
+        "new (docs/converters/torch-onnx.md)",
     ),
     KnownIssue(
         "torch-onnx-dynamo", "option_combinations", "torch 2.13.0, onnxscript 0.7.2, onnxruntime 1.31.1",
         "combinations with a projection hit the 'projection' entry: aten_lstm in onnxscript's torchlib "
-        "drops weight_hr and takes proj_size for the hidden size",
+        "drops weight_hr and takes proj_size for the hidden size; ORT refuses the model",
         when=_projection, when_text="cases with a projection",
     ),
     KnownIssue(

@@ -32,6 +32,9 @@ class SizePlan:
     max_work   the most multiply-adds of one example, B * T * 4H * (D + P) summed over layers
                and directions: sizes are drawn so that an example stays within it (batch and
                steps shrink where the layer is wide); 0: no limit
+    unit_sizes the input and hidden sizes drawn at scale, ascending (empty: every one of
+               BOUNDARY_SIZES up to max_size); a backend that pays for every new layer shape (an
+               exporter: one model per structure) draws from a few, so that its exports are reused
     """
 
     share: int = 0
@@ -39,6 +42,7 @@ class SizePlan:
     max_batch: int = 4
     max_steps: int = 8
     max_work: float = 0.0
+    unit_sizes: tuple[int, ...] = ()
 
     def __post_init__(self):
         for name in ("share", "max_size", "max_batch", "max_steps"):
@@ -47,6 +51,11 @@ class SizePlan:
                 raise ValueError(f"{name}: expected an int >= {0 if name == 'share' else 1}, got {value!r}")
         if not self.max_work >= 0:
             raise ValueError(f"max_work: expected a number >= 0, got {self.max_work!r}")
+        sizes = self.unit_sizes
+        if not isinstance(sizes, tuple) or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
+                                               for v in sizes) or list(sizes) != sorted(set(sizes)):
+            raise ValueError(f"unit_sizes: expected a tuple of distinct positive ints in ascending "
+                             f"order, got {sizes!r}")
 
     @staticmethod
     def sizes(choices, lo: int, hi: int, limit: int) -> list[int]:

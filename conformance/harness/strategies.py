@@ -259,8 +259,9 @@ def _sizes_at_scale(draw, plan: SizePlan, spec: LSTMSpec, batch, steps, input_si
     """(B, T, D, H, layers) from the boundary lists within ``plan``: the layer's sizes first (the
     boundaries of unit-index bugs), then the batch and the steps that keep the example's work
     within ``plan.max_work``.  Each is a sorted ``sampled_from``: it shrinks to smaller sizes."""
-    d = draw(st.sampled_from(plan.sizes(BOUNDARY_SIZES, *input_size, plan.max_size)))
-    h = draw(st.sampled_from(plan.sizes(BOUNDARY_SIZES, *hidden_size, plan.max_size)))
+    units = plan.unit_sizes or BOUNDARY_SIZES
+    d = draw(st.sampled_from(plan.sizes(units, *input_size, plan.max_size)))
+    h = draw(st.sampled_from(plan.sizes(units, *hidden_size, plan.max_size)))
     n_layers = layers if isinstance(layers, int) else draw(st.integers(*layers))
     p = spec.proj_size or h
     per_row_step = sum(directions * 4 * h * ((d if k == 0 else directions * p) + p) for k in range(n_layers))
@@ -278,10 +279,10 @@ def _sizes_at_scale(draw, plan: SizePlan, spec: LSTMSpec, batch, steps, input_si
 
 
 def _largest_often(choices: list[int]) -> st.SearchStrategy[int]:
-    """One of ``choices`` (ascending), the largest in one draw of four: where a plan caps the
-    steps or the budget caps the batch just past a boundary (33 steps for unbounded activations),
-    the one value that crosses it must not be left to a uniform draw.  Shrinks to the smallest."""
-    if len(choices) == 1:
-        return st.just(choices[0])
-    return st.integers(0, 3).flatmap(
-        lambda top: st.just(choices[-1]) if top == 3 else st.sampled_from(choices))
+    """One of ``choices`` (ascending), the largest in about one draw of four: where a plan caps
+    the steps or the budget caps the batch just past a boundary (33 steps for unbounded
+    activations), the one value that crosses it must not be left to a uniform draw.  The largest
+    is repeated at the end of a sorted ``sampled_from``, so a failing draw still shrinks to the
+    smallest value that fails."""
+    repeats = max(0, (len(choices) - 4) // 3)
+    return st.sampled_from(list(choices) + [choices[-1]] * repeats)
