@@ -16,6 +16,8 @@ BACKENDS: dict[str, str] = {
     "reference": "adapters.reference_adapter:ReferenceAdapter",
     "torch": "adapters.pytorch_adapter:TorchLSTMAdapter",
     "torch-time-major": "adapters.pytorch_adapter:TorchTimeMajorAdapter",
+    "torch-cuda": "adapters.pytorch_adapter:TorchCudaAdapter",
+    "torch-cuda-tf32": "adapters.pytorch_adapter:TorchCudaTF32Adapter",
     "tf-block": "adapters.tf_block_adapter:BlockLSTMAdapter",
     "tf-block-v2": "adapters.tf_block_adapter:BlockLSTMV2Adapter",
     "tf-lstmcell": "adapters.tf_lstmcell_adapter:TFLSTMCellAdapter",

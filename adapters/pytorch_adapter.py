@@ -29,6 +29,15 @@ but sigmoid, any activation but tanh, a sequence of length 0.
 
 ``torch-time-major`` (:class:`TorchTimeMajorAdapter`) is the same adapter with
 ``batch_first=False``: the sequence is handed to torch as (T, B, D).
+
+``torch-cuda`` and ``torch-cuda-tf32`` (:class:`TorchCudaAdapter`, :class:`TorchCudaTF32Adapter`)
+are the same adapter on the first CUDA device, where ``nn.LSTM`` runs cuDNN's RNN kernels (and its
+persistent kernels for float16 at some sizes, aten/src/ATen/native/cudnn/RNN.cpp
+``use_persist_common_heuristics``).  ``torch-cuda`` asks for IEEE float32 products
+(``torch.backends.cudnn.allow_tf32 = False``; cuDNN's ``CUDNN_FMA_MATH``), ``torch-cuda-tf32``
+leaves PyTorch's default, under which cuDNN may round float32 operands of its matrix products to
+TF32's 10-bit significand on Ampere and later GPUs (docs/source/notes/cuda.rst, "TensorFloat-32";
+pytorch/pytorch#40737 made the flag cover RNNs).  Without a CUDA device both report "not set up".
 """
 
 from __future__ import annotations
@@ -129,6 +138,9 @@ class TorchLSTMAdapter(Adapter):
 
     # ------------------------------------------------------------------ conversions
 
+    #: Where modules and tensors live ("cpu", or "cuda" in the CUDA adapters).
+    device = "cpu"
+
     def _tdtype(self, dtype: str):
         return getattr(self._torch, dtype)
 
@@ -136,13 +148,13 @@ class TorchLSTMAdapter(Adapter):
         # float32 first: numpy has no bfloat16; the values are exact in ``dtype`` already.
         staging = np.float64 if dtype == "float64" else np.float32
         t = self._torch.from_numpy(np.ascontiguousarray(array, dtype=staging))
-        return t.to(self._tdtype(dtype))
+        return t.to(device=self.device, dtype=self._tdtype(dtype))
 
     @staticmethod
     def _numpy(tensor) -> np.ndarray:
         import torch
 
-        return tensor.detach().to(torch.float64).numpy()
+        return tensor.detach().to(torch.float64).cpu().numpy()
 
     # ------------------------------------------------------------------ modules
 
@@ -153,7 +165,7 @@ class TorchLSTMAdapter(Adapter):
         if module is None:
             module = self._torch.nn.LSTM(input_size, hidden_size, num_layers=layers, bias=True,
                                          batch_first=self.batch_first, bidirectional=bidirectional,
-                                         proj_size=proj_size, dtype=self._tdtype(dtype))
+                                         proj_size=proj_size, dtype=self._tdtype(dtype), device=self.device)
             self._modules[key] = module
         return module
 
@@ -251,7 +263,7 @@ class TorchLSTMAdapter(Adapter):
         cell = self._cells.get(key)
         if cell is None:
             cell = self._cells[key] = torch.nn.LSTMCell(p.input_size, p.hidden_size, bias=True,
-                                                        dtype=self._tdtype(dtype))
+                                                        dtype=self._tdtype(dtype), device=self.device)
         weights = _native_params(p, case.spec)
         with torch.no_grad():
             for name, value in weights.items():
@@ -303,3 +315,53 @@ class TorchTimeMajorAdapter(TorchLSTMAdapter):
     name = "torch-time-major"
     api = "torch.nn.LSTM(batch_first=False), torch.nn.LSTMCell, torch.autograd"
     batch_first = False
+
+
+class TorchCudaAdapter(TorchLSTMAdapter):
+    """:class:`TorchLSTMAdapter` on the first CUDA device (cuDNN), with IEEE float32 products:
+    what ``nn.LSTM`` computes on a GPU once TF32 is turned off."""
+
+    name = "torch-cuda"
+    api = "torch.nn.LSTM(batch_first=True) on CUDA (cuDNN), torch.backends.cudnn.allow_tf32 = False"
+    device = "cuda"
+    #: The value given to torch.backends.cudnn.allow_tf32 before each call (None: PyTorch's own).
+    allow_tf32: bool | None = False
+
+    def setup_problem(self) -> str | None:
+        if not self._torch.cuda.is_available():
+            return (f"{self.name} needs a CUDA device and a CUDA build of torch (torch "
+                    f"{self._torch.__version__}: torch.cuda.is_available() is False); run it on a GPU "
+                    f"machine: pytest conformance/suite --backend {self.name}")
+        return None
+
+    def version(self) -> str:
+        torch = self._torch
+        if not torch.cuda.is_available():
+            return f"{torch.__version__}, no CUDA device"
+        return (f"{torch.__version__}, cuDNN {torch.backends.cudnn.version()}, "
+                f"{torch.cuda.get_device_name(0)}")
+
+    def _precision(self):
+        if self.allow_tf32 is not None:
+            self._torch.backends.cudnn.allow_tf32 = self.allow_tf32
+
+    def run(self, case: Case) -> Output:
+        self._precision()
+        return super().run(case)
+
+    def run_steps(self, case: Case) -> Output:
+        self._precision()
+        return super().run_steps(case)
+
+    def gradients(self, case: Case, dy, dh, dc) -> dict:
+        self._precision()
+        return super().gradients(case, dy, dh, dc)
+
+
+class TorchCudaTF32Adapter(TorchCudaAdapter):
+    """:class:`TorchCudaAdapter` under PyTorch's defaults: cuDNN may compute float32 products in
+    TF32 (``torch.backends.cudnn.allow_tf32`` is True by default)."""
+
+    name = "torch-cuda-tf32"
+    api = "torch.nn.LSTM(batch_first=True) on CUDA (cuDNN), PyTorch's default precision (TF32 allowed)"
+    allow_tf32 = None

@@ -13,11 +13,19 @@ from adapters import ALIASES, BACKENDS
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: Envs that need a GPU: defined in tox.ini but kept out of env_list (no CI machine has one), run
+#: by hand where a GPU is (docs/frameworks/torch.md, "On a GPU").
+GPU_ENVS = ("torch-cuda",)
+
+
 def tox_envs() -> dict[str, list[str]]:
-    """tox env -> the backend names it runs (LSTM_CONFORMANCE_BACKEND, or --backend in its commands)."""
+    """tox env -> the backend names it runs (LSTM_CONFORMANCE_BACKEND, or --backend in its commands):
+    the envs of env_list and the GPU envs."""
     tox = configparser.ConfigParser(interpolation=None)
     tox.read(ROOT / "tox.ini")
     env_list = [e.strip() for e in tox["tox"]["env_list"].replace("\n", ",").split(",") if e.strip()]
+    assert not set(GPU_ENVS) & set(env_list), "a GPU env in env_list would fail CI (not set up, strict)"
+    env_list += [env for env in GPU_ENVS if tox.has_section(f"testenv:{env}")]
     out = {}
     for env in env_list:
         section = tox[f"testenv:{env}"] if tox.has_section(f"testenv:{env}") else {}

@@ -79,3 +79,15 @@ def test_the_export_plan_leaves_the_other_properties_small():
     assert stats.examples == 25 and max(stats.largest["hidden_size"], stats.largest["input_size"]) <= 5
     scaled = run_property("scale", Narrowed(), max_examples=25, sizes=CI, derandomize=True, stats=Stats())
     assert scaled.largest["hidden_size"] in EXPORT_UNIT_SIZES and scaled.largest["batch"] > 16
+
+
+def test_lstm_conformance_sizes_chooses_the_size_plan(monkeypatch):
+    """LSTM_CONFORMANCE_SIZES picks a profile's sizes apart from its example counts; a name that
+    is not a profile is refused by name."""
+    from conformance.harness import profiles
+
+    monkeypatch.setenv("LSTM_CONFORMANCE_SIZES", "thorough")
+    assert profiles.size_plan() == SIZE_PLANS["thorough"]
+    monkeypatch.setenv("LSTM_CONFORMANCE_SIZES", "huge")
+    with pytest.raises(ValueError, match=r"LSTM_CONFORMANCE_SIZES: expected one of \['ci', 'dev', 'thorough'\], got 'huge'"):
+        profiles.size_plan()

@@ -47,5 +47,11 @@ def load() -> str:
 
 def size_plan() -> SizePlan:
     """The SizePlan of the profile :func:`load` loaded (no example at scale before it is called,
-    or for a profile registered elsewhere)."""
+    or for a profile registered elsewhere), or the one LSTM_CONFORMANCE_SIZES names: e.g. the
+    ``ci`` profile's example counts with the ``thorough`` sizes, for a short run on big hardware."""
+    chosen = os.environ.get("LSTM_CONFORMANCE_SIZES", "")
+    if chosen:
+        if chosen not in SIZE_PLANS:
+            raise ValueError(f"LSTM_CONFORMANCE_SIZES: expected one of {sorted(SIZE_PLANS)}, got {chosen!r}")
+        return SIZE_PLANS[chosen]
     return SIZE_PLANS.get(_loaded["name"], SMALL)
