@@ -9,7 +9,8 @@
 #   1. the suite on torch-cuda and on torch-cuda-tf32 with the ci profile (25 examples a property);
 #   2. the suite on torch-cuda with the ci profile's example counts and the thorough profile's sizes
 #      (LSTM_CONFORMANCE_SIZES=thorough: units to 1024, batch to 256, steps to 512);
-#   3. bench/error_at_size.py on both (float32 error as a multiple of the unscaled table).
+#   3. bench/error_at_size.py on both (float32 error as a multiple of the unscaled table);
+#   4. bench/cuda_activations.py (the sigmoid and tanh inside nn.LSTM and nn.LSTMCell, CPU and CUDA).
 # Everything lands in $OUT/cuda.tar.gz, and a summary in $OUT/summary.txt.
 set -u
 seconds=${1:-360}
@@ -39,12 +40,13 @@ for backend in torch-cuda torch-cuda-tf32; do
     timeout -s INT "$seconds" $py bench/error_at_size.py "$backend" --json "$work/error-$backend.json" \
         > "$work/error-$backend.log" 2>&1 &
 done
+$py bench/cuda_activations.py > "$work/activations.log" 2>&1
 wait
 {
     cat "$work/machine.txt"
     for f in "$work"/*.log; do
         echo "== $(basename "$f")"
-        grep -E "passed|failed|exit |Error|error" "$f" | tail -8
+        grep -E "passed|failed|exit |Error|error|ulp" "$f" | tail -8
     done
 } > "$out/summary.txt"
 tar -czf "$out/cuda.tar.gz" -C "$out" work
