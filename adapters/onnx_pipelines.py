@@ -27,7 +27,10 @@ went:
 Placement is only valid if the converter moves weights without looking at their values.  Each
 process checks it against a real export with real weights for the first example of each kind of
 product (``describe_graph``: the LSTM operator, a Loop of so many operators, ...): the two
-models must have the same graph and bit-identical constants (:meth:`OnnxPipeline._verify`).
+models must have the same graph and bit-identical constants
+(:meth:`OnnxPipeline._placement_problems`); where they differ, the converter looked at weight values
+and that kind of product is exported with each example's own weights from then on (the result's
+``produced`` says so).
 
 Exported models are kept on disk under ``<cache>/onnx-exports/<backend>/`` (the cache directory of
 ``adapters.worker_env.cache_dir``), keyed by the structure and the versions of every package of
@@ -222,7 +225,9 @@ class OnnxPipeline(Adapter):
 
     def __init__(self):
         self._exports: dict = {}
-        self._verified: set[str] = set()  # the products (describe_graph) checked by _verify
+        self._verified: set[str] = set()  # the products (describe_graph) whose placement was checked
+        #: The products whose placement failed that check -> why (exported per example instead).
+        self._unplaceable: dict[str, str] = {}
         #: The length of the sample to export with when the converter makes time static (None:
         #: the subclass's own sample length).
         self.sample_steps: int | None = None
@@ -356,21 +361,35 @@ class OnnxPipeline(Adapter):
             # Exported with the case's own weights, with the sample length the structure needs.
             with self._sample_length(steps):
                 model = self._export(handle, case)
+        elif produced in self._unplaceable:
+            with self._sample_length(steps):
+                model = self._export(handle, case)
+            produced = f"{describe_graph(model)} ({self._unplaceable[produced]})"
         else:
             placement.bind(model, native)
             if produced not in self._verified:
                 with self._sample_length(steps):
-                    self._verify(handle, case, model)
-                self._verified.add(produced)
+                    real = self._export(handle, case)
+                problems = self._placement_problems(real, model)
+                if problems:
+                    # The converter looked at weight values: this kind of product is exported
+                    # with each example's own weights from now on, and this example runs the
+                    # real export.
+                    why = (f"exported per example: weights placed by tags did not reproduce a real "
+                           f"export, {'; '.join(problems[:5])}")
+                    self._unplaceable[produced] = why
+                    model, produced = real, f"{describe_graph(real)} ({why})"
+                else:
+                    self._verified.add(produced)
         return model.SerializeToString(), produced
 
-    def _verify(self, handle, case: Case, bound) -> None:
-        """The placement learned from tags reproduces a real export with the case's weights: the
-        same nodes and bit-identical constant tensors (else the converter looked at weight values
-        and the placement must not be used)."""
+    @staticmethod
+    def _placement_problems(real, bound) -> list[str]:
+        """How the model with weights placed by tags (``bound``) differs from a real export with
+        the case's weights (``real``): the nodes and the constant tensors, bit for bit.  Empty:
+        the placement is valid."""
         from onnx import numpy_helper
 
-        real = self._export(handle, case)
         problems = []
         # Node and value names are not compared: converters number them with process-wide
         # counters (tf2onnx), so two exports of one model differ in names only.
@@ -386,10 +405,7 @@ class OnnxPipeline(Adapter):
         if theirs != ours:
             differ = sum(1 for t in theirs if t not in ours)
             problems.append(f"{differ} of {len(theirs)} constant tensors differ")
-        if problems:
-            raise RuntimeError(f"{self.name}: weights placed by tags do not reproduce a real export "
-                               f"({'; '.join(problems[:5])}): the converter's output depends on weight "
-                               f"values; this pipeline cannot use placement")
+        return problems
 
     # ------------------------------------------------------------------ the contract
 
