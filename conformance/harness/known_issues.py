@@ -428,7 +428,8 @@ _TF_FLOAT16 = (
 KNOWN_ISSUES += [
     KnownIssue(pattern, "dtype_float16", versions, _TF_FLOAT16, when=_float16_long_reduction,
                when_text="float16 cases with more than 128 terms (D + P) per gate sum")
-    for pattern, versions in (("tf-block*", "tensorflow-cpu 2.21.0"), ("tf1-*", "tensorflow 1.15.5"))
+    for pattern, versions in (("tf-block*", "tensorflow-cpu 2.21.0"), ("tf1-*", "tensorflow 1.15.5"),
+                              ("sonnet-unrolled", "dm-sonnet 2.0.2, tensorflow-cpu 2.21.0 (BlockLSTMV2)"))
 ]
 
 
