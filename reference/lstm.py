@@ -96,6 +96,10 @@ _PARAM_FIELDS = ("kernel", "recurrent_kernel", "bias", "recurrent_bias", "peepho
                  "projection_bias")
 
 
+#: From this hidden size on, prepare re-packs gate blocks by block copies (see prepare.work).
+_BLOCK_COPY_FROM = 32
+
+
 def _work_columns(order: str, hidden: int) -> np.ndarray | None:
     """Column indices that re-pack a 4H axis from ``order`` to WORK_ORDER (None: already is).
 
@@ -126,10 +130,22 @@ def prepare(params: LSTMParams, spec: LSTMSpec, *, argument: str = "params") -> 
             raise ValueError(f"{argument}.{name}: expected a float array, got dtype "
                              f"{np.asarray(value).dtype}")
 
+    blocks = None if columns is None else permutation(spec.gate_order, WORK_ORDER)
+
     def work(a):
         a = np.asarray(a, dtype=np.float64)
         # C order either way: BLAS may round differently for another memory layout.
-        return np.array(a, order="C") if columns is None else np.ascontiguousarray(a[..., columns])
+        if columns is None:
+            return np.array(a, order="C")
+        if hidden < _BLOCK_COPY_FROM:
+            return np.ascontiguousarray(a[..., columns])
+        # Wide layers: four block copies into a C-ordered array.  A fancy index on the last axis
+        # gathers element by element and returns a non-C-ordered array that then needs a second
+        # copy (0.15 s of a 0.55 s forward at D = H = 1024, B = 8, T = 128).
+        out = np.empty(a.shape)
+        for dst, src in enumerate(blocks):
+            out[..., dst * hidden:(dst + 1) * hidden] = a[..., src * hidden:(src + 1) * hidden]
+        return out
 
     bias = np.zeros(4 * hidden)
     if params.bias is not None:
