@@ -449,8 +449,11 @@ KNOWN_ISSUES += [
         "torch's CPU kernels up to 128 units (error / float32 table, saturating regime: 0.695 against 0.058 at "
         "D = H = 16, 0.957 against 0.147 at 128; equal from 256 on), and exceeds the tolerance up to 6 times in "
         "saturating cases, even at D = 1, H = 2, B = 15.  Its sigmoid is within 12.4 float32 ulp and its tanh "
-        "within 1.6 (bench/cuda_activations.py): the activations alone do not explain it; the cause is not "
-        "established.  No upstream issue found (docs/frameworks/torch.md, 'On a GPU')",
+        "within 1.6 (bench/cuda_activations.py), so not the activations alone: the path is cuDNN's persistent "
+        "kernel (RNN_blockPersist_fp_LSTM, which the profiler shows at 16 units: CUDNN_RNN_ALGO_PERSIST_STATIC_SMALL_H, "
+        "asked for since pytorch/pytorch#73211; at 256 a GEMM and elemWiseRNNcell "
+        "run and agree with the CPU), and with cudnn.enabled = False ATen's CUDA LSTM is as accurate as the CPU "
+        "(bench/cuda_lstm_paths.py).  No upstream issue found (docs/frameworks/torch.md, 'On a GPU')",
         when=_float32_saturating, when_text="float32 cases in the saturating regime"),
     KnownIssue(
         "torch-cuda-tf32", "*", _CUDA_VERSIONS,
