@@ -35,8 +35,8 @@ are the same adapter on the first CUDA device, where ``nn.LSTM`` runs cuDNN's RN
 persistent kernels for float16 at some sizes, aten/src/ATen/native/cudnn/RNN.cpp
 ``use_persist_common_heuristics``).  ``torch-cuda`` asks for IEEE float32 products
 (``torch.backends.cudnn.allow_tf32 = False``; cuDNN's ``CUDNN_FMA_MATH``), ``torch-cuda-tf32``
-leaves PyTorch's default, under which cuDNN may round float32 operands of its matrix products to
-TF32's 10-bit significand on Ampere and later GPUs (docs/source/notes/cuda.rst, "TensorFloat-32";
+sets PyTorch's default (True) before each call, under which cuDNN may round float32 operands of
+its matrix products to TF32's 10-bit significand on Ampere and later GPUs (docs/source/notes/cuda.rst, "TensorFloat-32";
 pytorch/pytorch#40737 made the flag cover RNNs).  Without a CUDA device both report "not set up".
 """
 
@@ -324,8 +324,9 @@ class TorchCudaAdapter(TorchLSTMAdapter):
     name = "torch-cuda"
     api = "torch.nn.LSTM(batch_first=True) on CUDA (cuDNN), torch.backends.cudnn.allow_tf32 = False"
     device = "cuda"
-    #: The value given to torch.backends.cudnn.allow_tf32 before each call (None: PyTorch's own).
-    allow_tf32: bool | None = False
+    #: The value given to torch.backends.cudnn.allow_tf32 before each call: set every time, since
+    #: both CUDA backends run in one process (tox -e torch-cuda) and the flag is global.
+    allow_tf32 = False
 
     def setup_problem(self) -> str | None:
         if not self._torch.cuda.is_available():
@@ -342,8 +343,7 @@ class TorchCudaAdapter(TorchLSTMAdapter):
                 f"{torch.cuda.get_device_name(0)}")
 
     def _precision(self):
-        if self.allow_tf32 is not None:
-            self._torch.backends.cudnn.allow_tf32 = self.allow_tf32
+        self._torch.backends.cudnn.allow_tf32 = self.allow_tf32
 
     def run(self, case: Case) -> Output:
         self._precision()
@@ -364,4 +364,4 @@ class TorchCudaTF32Adapter(TorchCudaAdapter):
 
     name = "torch-cuda-tf32"
     api = "torch.nn.LSTM(batch_first=True) on CUDA (cuDNN), PyTorch's default precision (TF32 allowed)"
-    allow_tf32 = None
+    allow_tf32 = True  # PyTorch's default
