@@ -22,10 +22,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from adapters.pytorch_adapter import TorchCudaAdapter, TorchLSTMAdapter  # noqa: E402
-from adapters.reference_adapter import reference_output  # noqa: E402
-from conformance.harness.compare import compare  # noqa: E402
+from bench.error_at_size import error_ratios  # noqa: E402
 from conformance.harness.strategies import build_case  # noqa: E402
-from conformance.harness.tolerances import TOLERANCES  # noqa: E402
 from reference import LSTMSpec  # noqa: E402
 
 
@@ -34,9 +32,7 @@ def worst(adapter, size: int, repeats: int = 4) -> float:
     for repeat in range(repeats):
         case = build_case(np.random.default_rng(1000 * size + repeat), LSTMSpec(gate_order="ifgo"), 4, 16, size,
                           size, regime="saturating", initial_state=True)
-        got, want = adapter.run(case), reference_output(case)
-        pairs = [(got.y, want.y), (got.final[0][0], want.final[0][0]), (got.final[0][1], want.final[0][1])]
-        out = max(out, *(compare("y", a, e, TOLERANCES["float32"]).ratio for a, e in pairs))
+        out = max(out, *error_ratios(adapter, case).values())
     return out
 
 

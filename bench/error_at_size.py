@@ -39,10 +39,19 @@ GRIDS = {
 }
 
 
+def error_ratios(adapter, case) -> dict[str, float]:
+    """Error / unscaled tolerance of y and the final h and c of ``adapter`` on ``case``."""
+    out = adapter.run(case)
+    expected = reference_output(case, reverse_time_order=adapter.capabilities.reverse_time_order)
+    tolerance = TOLERANCES[case.dtype]
+    pairs = {"y": (out.y, expected.y), "h": (out.final[0][0], expected.final[0][0]),
+             "c": (out.final[0][1], expected.final[0][1])}
+    return {key: compare(key, actual, wanted, tolerance).ratio for key, (actual, wanted) in pairs.items()}
+
+
 def measure(backend: str, grid: str, repeats: int):
     adapter = load_adapter(backend)
     dtype = "float32" if "float32" in adapter.capabilities.dtypes else adapter.capabilities.dtypes[0]
-    tolerance = TOLERANCES[dtype]
     given_state = "initial_state" in adapter.capabilities.features
     rows = []
     for size, steps, batch in GRIDS[grid]:
@@ -53,12 +62,8 @@ def measure(backend: str, grid: str, repeats: int):
                 rng = np.random.default_rng(size * 7 + steps + 1000 * repeat)
                 case = build_case(rng, LSTMSpec(gate_order="ifgo"), batch, steps, size, size, regime=regime,
                                   initial_state=given_state, dtype=dtype)
-                out = adapter.run(case)
-                expected = reference_output(case, reverse_time_order=adapter.capabilities.reverse_time_order)
-                pairs = {"y": (out.y, expected.y), "h": (out.final[0][0], expected.final[0][0]),
-                         "c": (out.final[0][1], expected.final[0][1])}
-                for key, (actual, wanted) in pairs.items():
-                    worst[key] = max(worst[key], compare(key, actual, wanted, tolerance).ratio)
+                for key, ratio in error_ratios(adapter, case).items():
+                    worst[key] = max(worst[key], ratio)
             seconds = time.perf_counter() - started
             row = {"backend": backend, "H": size, "T": steps, "B": batch, "regime": regime, **worst,
                    "seconds": round(seconds, 2)}

@@ -122,7 +122,11 @@ def _work_columns(order: str, hidden: int) -> np.ndarray | None:
 def prepare(params: LSTMParams, spec: LSTMSpec, *, argument: str = "params") -> Prepared:
     dims = check_params(params, spec, argument=argument)
     hidden = dims.hidden_size
-    columns = _work_columns(spec.gate_order, hidden)
+    # Re-packing into WORK_ORDER: none, one cached fancy index (small layers) or four block copies
+    # (wide layers, see work).
+    repack = spec.gate_order != WORK_ORDER
+    columns = _work_columns(spec.gate_order, hidden) if repack and hidden < _BLOCK_COPY_FROM else None
+    blocks = permutation(spec.gate_order, WORK_ORDER) if repack and columns is None else None
 
     for name in _PARAM_FIELDS:
         value = getattr(params, name)
@@ -130,14 +134,12 @@ def prepare(params: LSTMParams, spec: LSTMSpec, *, argument: str = "params") -> 
             raise ValueError(f"{argument}.{name}: expected a float array, got dtype "
                              f"{np.asarray(value).dtype}")
 
-    blocks = None if columns is None else permutation(spec.gate_order, WORK_ORDER)
-
     def work(a):
         a = np.asarray(a, dtype=np.float64)
         # C order either way: BLAS may round differently for another memory layout.
-        if columns is None:
+        if not repack:
             return np.array(a, order="C")
-        if hidden < _BLOCK_COPY_FROM:
+        if columns is not None:
             return np.ascontiguousarray(a[..., columns])
         # Wide layers: four block copies into a C-ordered array.  A fancy index on the last axis
         # gathers element by element and returns a non-C-ordered array that then needs a second

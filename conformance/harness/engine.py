@@ -42,18 +42,16 @@ def derandomized_seed(property_name: str) -> int:
     return zlib.crc32(f"lstm-conformance:{property_name}".encode())
 
 
-def case_of(drawn) -> Case:
-    """The (first) Case inside what a property's strategy drew."""
-    if isinstance(drawn, Case):
-        return drawn
-    return next(item for item in drawn if isinstance(item, Case))
-
-
 def cases_in(drawn) -> list[Case]:
     """Every Case inside what a property's strategy drew (an encoder's and its decoder's)."""
     if isinstance(drawn, Case):
         return [drawn]
     return [item for item in drawn if isinstance(item, Case)]
+
+
+def case_of(drawn) -> Case:
+    """The (first) Case inside what a property's strategy drew."""
+    return cases_in(drawn)[0]
 
 
 def run_property(name: str, adapter: Adapter, *, max_examples: int | None = None,
