@@ -41,6 +41,7 @@ BACKENDS: dict[str, str] = {
     "torch-onnx": "adapters.torch_onnx_adapter:TorchOnnxAdapter",
     "torch-onnx-dynamo": "adapters.torch_onnx_adapter:TorchOnnxDynamoAdapter",
     "onnx2torch": "adapters.onnx2torch_adapter:Onnx2TorchAdapter",
+    "onnx2tf": "adapters.onnx2tf_adapter:Onnx2TFAdapter",
     "keras3-tf2onnx": "adapters.tf2onnx_adapter:Keras3Tf2OnnxAdapter",
     "tf-keras-tf2onnx": "adapters.tf2onnx_adapter:TFKerasTf2OnnxAdapter",
     "tflite-keras": "adapters.tflite_adapter:TFLiteKerasAdapter",

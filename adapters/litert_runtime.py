@@ -1,13 +1,14 @@
-"""The LiteRT runner for every pipeline that ends in a ``.tflite`` flatbuffer (today the TFLite
-converter pipelines of ``adapters/tflite_adapter.py``; docs/converters/litert.md says why onnx2tf
-and a directly built fused op are not backends yet).
+"""The LiteRT runner for every pipeline that ends in a ``.tflite`` flatbuffer (the TFLite
+converter pipelines of ``adapters/tflite_adapter.py``, ONNX -> onnx2tf of
+``adapters/onnx2tf_adapter.py``, the fused ops written by ``adapters/litert_native_adapter.py``).
 
 What it does, and nothing framework-specific:
 
 * **runs** a flatbuffer in ``ai_edge_litert.interpreter.Interpreter`` with its default op resolver
   (the builtin kernels, with the XNNPACK delegate applied where it takes ops: what a deployment
   gets), one thread, through the model's signature (named inputs and outputs; a dynamic dimension
-  is resized to the fed shape by ``SignatureRunner.__call__``);
+  is resized to the fed shape by ``SignatureRunner.__call__``), or by input tensor name for a
+  model without one (``run_by_name``);
 * **says what the converter produced** (:func:`produced`), from the flatbuffer itself (the
   ``schema_py_generated`` that ai-edge-litert ships): the fused LSTM ops, or a ``WHILE`` loop and
   the ops of its body, or the number of unrolled ops;
@@ -120,6 +121,27 @@ class LiteRTModel:
         feeds = {name: np.ascontiguousarray(value, dtype=details[name]["dtype"])
                  for name, value in inputs.items()}
         return {k: np.array(v) for k, v in self.runner(**feeds).items()}
+
+    def run_by_name(self, inputs: dict[str, np.ndarray]) -> tuple[list[np.ndarray], list[str]]:
+        """Run a model that has no SignatureDef (onnx2tf's float32 flatbuffer) through its input
+        tensors by name: each is fed the array of its name, a dynamic dimension (-1 in its shape
+        signature) resized to the fed shape.  Returns the outputs in the subgraph's order and the
+        names in ``inputs`` that the model has no input for (a converter drops inputs it does not
+        use, which the caller reports)."""
+        itp = self.interpreter
+        details = itp.get_input_details()
+        missing = [d["name"] for d in details if d["name"] not in inputs]
+        if missing:
+            raise ValueError(f"inputs: expected arrays for the model's inputs {[d['name'] for d in details]}, "
+                             f"got none for {missing}")
+        for d in details:
+            itp.resize_tensor_input(d["index"], np.shape(inputs[d["name"]]), strict=True)
+        itp.allocate_tensors()
+        for d in details:
+            itp.set_tensor(d["index"], np.ascontiguousarray(inputs[d["name"]], dtype=d["dtype"]))
+        itp.invoke()
+        outputs = [np.array(itp.get_tensor(d["index"])) for d in itp.get_output_details()]
+        return outputs, [name for name in inputs if name not in {d["name"] for d in details}]
 
     def fused_states(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(h, c) held by each fused LSTM op's state tensors (operands 18 and 19, see the module
@@ -256,6 +278,28 @@ class WeightTemplate:
                                  f"(folded, transformed or quantized by the converter)")
         order = np.argsort(found, kind="stable")
         return {"element": found[order], "offset": hits[order]}
+
+    def save(self, path) -> None:
+        """Keep the template in an .npz (no pickle: the flatbuffer as bytes, the shapes as JSON),
+        written to a temporary name and moved into place."""
+        import json
+
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, model=np.frombuffer(self.model, np.uint8), shapes=json.dumps(self.shapes),
+                 element=self.positions["element"], offset=self.positions["offset"])
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path) -> "WeightTemplate":
+        """A template kept by :meth:`save`."""
+        import json
+
+        with np.load(path, allow_pickle=False) as data:
+            template = cls.__new__(cls)
+            template.model = data["model"].tobytes()
+            template.shapes = [tuple(int(d) for d in s) for s in json.loads(str(data["shapes"]))]
+            template.positions = {"element": data["element"], "offset": data["offset"]}
+        return template
 
     def patch(self, weights: list[np.ndarray]) -> bytes:
         """The converter's flatbuffer for ``weights`` (float32 arrays of the template's shapes)."""

@@ -241,12 +241,7 @@ class TFLiteKerasAdapter(Adapter):
 
         path = cache_dir() / "litert" / f"template-{self._digest(key)}.npz"
         if path.is_file():
-            with np.load(path, allow_pickle=False) as data:
-                template = WeightTemplate.__new__(WeightTemplate)
-                template.model = data["model"].tobytes()
-                template.shapes = [tuple(int(d) for d in s) for s in json.loads(str(data["shapes"]))]
-                template.positions = {"element": data["element"], "offset": data["offset"]}
-                return template
+            return WeightTemplate.load(path)
         verify = key[0] not in self._verified
         try:
             template = WeightTemplate(lambda w: self._convert(case, export, w), [np.shape(w) for w in weights],
@@ -255,10 +250,7 @@ class TFLiteKerasAdapter(Adapter):
             return f"converted per case: {exc}"
         self._verified.add(key[0])
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, model=np.frombuffer(template.model, np.uint8), shapes=json.dumps(template.shapes),
-                 element=template.positions["element"], offset=template.positions["offset"])
-        tmp.replace(path)
+        template.save(path)
         return template
 
     def _cached_conversion(self, case, export, weights) -> bytes:

@@ -476,3 +476,110 @@ def known_issue(backend: str, property_name: str) -> KnownIssue | None:
         if fnmatch.fnmatch(backend, issue.backend) and fnmatch.fnmatch(property_name, issue.property):
             return issue
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# ONNX -> onnx2tf -> LiteRT (docs/converters/onnx2tf.md, tests/test_onnx2tf_facts.py)
+
+_ONNX2TF_VERSIONS = "onnx2tf 1.28.8 (tensorflow 2.21.0, tf_keras 2.21.0, ai-edge-litert 2.3.0)"
+#: The alpha and beta onnx2tf builds each parameterised ONNX activation with, whatever the node's
+#: activation_alpha / activation_beta say (onnx2tf/ops/LSTM.py, ONNX_ACTIVATION_MAPPING: the
+#: mapping's defaults are passed, the attributes are read and never used; Elu is tf.nn.elu).
+ONNX2TF_ACTIVATION_PARAMETERS = {"HardSigmoid": (0.2, 0.5), "LeakyRelu": (0.01, None), "Elu": (1.0, None),
+                                 "ThresholdedRelu": (1.0, None), "Affine": (1.0, 0.0), "ScaledTanh": (1.0, 1.0)}
+
+_ONNX2TF_LENGTHS = (
+    "onnx2tf reads the LSTM's sequence_lens and never uses it (onnx2tf/ops/LSTM.py: a tf_keras RNN without a "
+    "mask): every sequence runs to the padded length T, its padded steps enter the state, Y is not zero past a "
+    "length, Y_h / Y_c are the states after step T, and a reverse direction starts at step T - 1 (measured: equal "
+    "to the same model without sequence_lens).  Still so in onnx2tf 2.6.7 (its source); no upstream issue found")
+_ONNX2TF_CLIP = (
+    "ONNX's clip is 'applied to the input of activations' (Operators.md#LSTM), h(C_t) included; onnx2tf's "
+    "CustomLSTMCell clips the pre-activations of i, f, g and o and not C_t before h (onnx2tf/ops/LSTM.py), so "
+    "wherever |c| exceeds the clip the outputs are those of a gates-only clip (measured: within the tolerance of "
+    "the reference's gate_clip).  ONNX Runtime computes the same (onnxruntime#27224); no onnx2tf issue found")
+_ONNX2TF_PEEPHOLES = (
+    "onnx2tf's CustomLSTMCell adds the peephole terms as tf.matmul(P (1, H), c (B, H)) instead of P (.) c "
+    "(onnx2tf/ops/LSTM.py since PINTO0309/onnx2tf#303, still so in 2.6.7): the conversion fails on the product's "
+    "shapes (reported unsupported) unless the batch equals the hidden size, and then every unit's peephole term "
+    "is a sum over the batch rows (measured: equal to that product to 2e-5).  No upstream issue found")
+_ONNX2TF_ACTIVATIONS = (
+    "onnx2tf reads activation_alpha / activation_beta and builds every activation with its own constants "
+    "(HardSigmoid 0.2 / 0.5, ScaledTanh 1 / 1, Affine 1 / 0, ThresholdedRelu 1, Elu 1; a LeakyRelu with another "
+    "alpha than 0.01 fails to convert): Keras 3's hard_sigmoid (alpha 1/6) computes Keras 2's (measured: within "
+    "the tolerance of the reference with those constants).  PINTO0309/onnx2tf#300 (closed, 'There is a problem "
+    "in how to call RNN activation functions when parameters other than the default ones are specified') and its "
+    "fix #301 did not make the attributes reach the layers; still so in 2.6.7")
+
+
+def _onnx2tf_activation(name: str) -> str:
+    """The reference activation onnx2tf computes for ``name`` (its own alpha and beta)."""
+    from adapters.onnx_activations import from_onnx, to_onnx
+
+    onnx_name, alpha, beta = to_onnx(name)
+    if onnx_name not in ONNX2TF_ACTIVATION_PARAMETERS:
+        return name
+    own_alpha, own_beta = ONNX2TF_ACTIVATION_PARAMETERS[onnx_name]
+    return from_onnx(onnx_name, own_alpha if alpha is not None else None, own_beta if beta is not None else None)
+
+
+def _onnx2tf_activations_differ(case) -> bool:
+    """The reference computes something else with every activation as onnx2tf builds it."""
+    spec = case.spec
+    changes = {"recurrent_activation": _onnx2tf_activation(spec.recurrent_activation),
+               "activation": _onnx2tf_activation(spec.activation)}
+    if spec.cell_activation is not None:
+        changes["cell_activation"] = _onnx2tf_activation(spec.cell_activation)
+    if spec.backward_activations is not None:
+        changes["backward_activations"] = tuple(_onnx2tf_activation(a) if a is not None else None
+                                                for a in spec.backward_activations)
+    variant = spec.replace(**changes)
+    return variant != spec and _reference_differs(case, case.replace(spec=variant))
+
+
+_ONNX2TF_WHEN = {
+    "lengths": (_padded, "cases with a sequence shorter than the padded length"),
+    "clip": (_clip_reaches_h, "cases in which the cell state entering h exceeds the clip"),
+    "peepholes": (_peepholes, "cases with peepholes"),
+    "activations": (_onnx2tf_activations_differ, "cases whose activation parameters differ from onnx2tf's constants"),
+}
+_ONNX2TF_REASONS = {"lengths": _ONNX2TF_LENGTHS, "clip": _ONNX2TF_CLIP, "peepholes": _ONNX2TF_PEEPHOLES,
+                    "activations": _ONNX2TF_ACTIVATIONS}
+
+
+def _onnx2tf_issue(prop: str, *which: str) -> KnownIssue:
+    """The onnx2tf entry of ``prop`` for the documented issues ``which`` (one predicate each)."""
+    whens = [_ONNX2TF_WHEN[w][0] for w in which]
+    return KnownIssue(
+        "onnx2tf", prop, _ONNX2TF_VERSIONS,
+        ("documented issues meet here: " if len(which) > 1 else "") + "; ".join(_ONNX2TF_REASONS[w] for w in which),
+        when=whens[0] if len(whens) == 1 else (lambda case: any(w(case) for w in whens)),
+        when_text=", or ".join(_ONNX2TF_WHEN[w][1] for w in which))
+
+
+KNOWN_ISSUES += [
+    _onnx2tf_issue("activation_clip", "clip", "lengths"),
+    _onnx2tf_issue("peepholes", "peepholes", "lengths"),
+    _onnx2tf_issue("option_combinations", "clip", "peepholes", "activations", "lengths"),
+    *(_onnx2tf_issue(prop, "activations", "lengths")
+      for prop in ("onnx_activations", "backward_activations", "hard_sigmoid", "hard_sigmoid_keras2")),
+    _onnx2tf_issue("*", "lengths"),
+]
+
+
+#: Mutations a documented issue makes invisible on a backend: (backend pattern, property, mutation)
+#: -> why.  The broken variant computes what the real backend computes there, so no property can
+#: catch it; the mutation test reports it unsupported with this reason, and fails once it is
+#: caught (the issue was fixed: remove the entry).
+MASKED_MUTATIONS = {
+    ("onnx2tf", "hard_sigmoid_keras2", "hard_sigmoid_variant_swapped"):
+        "onnx2tf builds HardSigmoid with alpha 0.2, beta 0.5 whatever activation_alpha says (its activations known "
+        "issue), so Keras 3's hard_sigmoid handed in by the mutant computes Keras 2's, as the real backend does",
+}
+
+
+def masked_mutation(backend: str, property_name: str, mutation: str) -> str | None:
+    for (pattern, prop, name), why in MASKED_MUTATIONS.items():
+        if fnmatch.fnmatch(backend, pattern) and prop == property_name and name == mutation:
+            return why
+    return None
