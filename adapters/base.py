@@ -49,6 +49,21 @@ FEATURES = {
 }
 
 
+def installed_versions(distributions, *, missing: str | None = None) -> dict[str, str]:
+    """The installed version of each of ``distributions`` (pip names), for result files and cache
+    keys; one that is not installed is left out, or given as ``missing`` when that is set."""
+    from importlib import metadata
+
+    out = {}
+    for name in distributions:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            if missing is not None:
+                out[name] = missing
+    return out
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What an adapter can express.  A property needing anything missing is *unsupported*, and

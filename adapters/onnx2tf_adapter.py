@@ -46,7 +46,7 @@ import json
 
 import numpy as np
 
-from .base import Adapter, Capabilities, Case, Output, Unsupported
+from .base import Adapter, Capabilities, Case, Output, Unsupported, installed_versions
 from .litert_runtime import LiteRTModel, NotRelocatable, WeightTemplate
 from .onnx_pipelines import export_size_plan, first_line
 from .onnxruntime_adapter import OnnxRuntimeAdapter
@@ -58,15 +58,7 @@ _WEIGHTS = ("W", "R", "B", "P")
 
 
 def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {}
-    for dist in PACKAGES:
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return installed_versions(PACKAGES)
 
 
 def _capabilities() -> Capabilities:

@@ -44,11 +44,10 @@ import hashlib
 import json
 import re
 from collections import Counter
-from importlib import metadata
 
 import numpy as np
 
-from .base import Adapter, BrokenContract, Case, Output, Unsupported
+from .base import Adapter, BrokenContract, Case, Output, Unsupported, installed_versions
 from .onnxruntime_adapter import inference_session
 
 #: Bump when the way models are exported or tagged changes (invalidates the disk cache).
@@ -258,13 +257,7 @@ class OnnxPipeline(Adapter):
     # ------------------------------------------------------------------ versions, description
 
     def versions(self) -> dict[str, str]:
-        out = {}
-        for name in self.packages:
-            try:
-                out[name] = metadata.version(name)
-            except metadata.PackageNotFoundError:
-                out[name] = "not installed"
-        return out
+        return installed_versions(self.packages, missing="not installed")
 
     def describe(self) -> dict:
         out = super().describe()

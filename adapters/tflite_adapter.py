@@ -46,7 +46,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .base import Adapter, Capabilities, Case, Output, Unsupported
+from .base import Adapter, Capabilities, Case, Output, Unsupported, installed_versions
 from .litert_runtime import LiteRTModel, NotRelocatable, WeightTemplate, produced
 from .tf_block_adapter import import_tensorflow
 from .tf_keras_adapter import TFKerasAdapter
@@ -83,15 +83,7 @@ def _capabilities() -> Capabilities:
 
 
 def _versions() -> dict:
-    from importlib import metadata
-
-    out = {}
-    for dist in ("tensorflow-cpu", "tensorflow", "tf_keras", "ai-edge-litert"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return installed_versions(("tensorflow-cpu", "tensorflow", "tf_keras", "ai-edge-litert"))
 
 
 class TFLiteKerasAdapter(Adapter):
@@ -130,7 +122,7 @@ class TFLiteKerasAdapter(Adapter):
     # ------------------------------------------------------------------ the exported function
 
     def _structure(self, case: Case) -> tuple:
-        spec, p = case.spec, case.params
+        spec = case.spec
         return (case.dtype, len(case.layers), case.direction, spec.recurrent_activation, spec.activation,
                 case.initial_state is not None, case.lengths is not None)
 
