@@ -252,13 +252,14 @@ class Adapter:
 
     def run_steps(self, case: Case) -> Output:
         """Run one step at a time, feeding each returned state into the next call (greedy
-        decoding).  Default: ``run`` on length-1 slices with an explicit initial state."""
-        outputs, state = [], case.initial_state
+        decoding).  Default: ``run`` on length-1 slices with an explicit initial state (what ran
+        is the steps' ``produced``)."""
+        outputs, state, produced = [], case.initial_state, None
         for t in range(case.steps):
             out = self.run(case.replace(x=case.x[:, t:t + 1], initial_state=state))
             outputs.append(out.y)
-            state = out.final
-        return Output(np.concatenate(outputs, axis=1), state)
+            state, produced = out.final, out.produced
+        return Output(np.concatenate(outputs, axis=1), state, produced=produced)
 
     def run_stream(self, case: Case, chunks: list[int]) -> tuple[list[Output], Output]:
         """Feed ``case.x`` in consecutive chunks of the given lengths with the state carried
