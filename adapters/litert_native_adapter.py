@@ -224,6 +224,28 @@ _FEATURES = frozenset({"initial_state", "forget_bias", "recurrent_bias", "peepho
 LITERT_LAYER_NORM_EPSILON = float(np.float32(1e-8))
 
 
+def _run(model: bytes, case: Case, time_major: bool, slots) -> Output:
+    """Run a flatbuffer of fused LSTM ops on ``case``.  ``slots(ops)`` names the state tensors the
+    case's initial and final states live in: (op, (h operand, c operand)) in the order of
+    ``Case.initial_state``.  The initial state is written there after ``allocate_tensors`` and the
+    final state read back after ``invoke`` (see the module docstring)."""
+    runtime = LiteRTModel(model, signature=False)
+    itp = runtime.interpreter
+    itp.allocate_tensors()
+    states = slots(itp._get_ops_details())
+    if case.initial_state is not None:
+        for (op, indices), state in zip(states, case.initial_state):
+            for index, value in zip(indices, state):
+                itp.set_tensor(int(op["inputs"][index]), np.asarray(value, np.float32))
+    x = case.x.transpose(1, 0, 2) if time_major else case.x
+    itp.set_tensor(itp.get_input_details()[0]["index"], np.ascontiguousarray(x, np.float32))
+    itp.invoke()
+    y = np.asarray(itp.get_tensor(itp.get_output_details()[0]["index"]), np.float64)
+    finals = [tuple(np.asarray(itp.get_tensor(int(op["inputs"][i])), np.float64) for i in indices)
+              for op, indices in states]
+    return Output(y.transpose(1, 0, 2) if time_major else y, finals, produced=runtime.produced)
+
+
 class LiteRTLSTMAdapter(Adapter):
     """LiteRT's UNIDIRECTIONAL_SEQUENCE_LSTM kernel, one op per layer, built without a converter."""
 
@@ -249,21 +271,8 @@ class LiteRTLSTMAdapter(Adapter):
     )
 
     def run(self, case: Case) -> Output:
-        runtime = LiteRTModel(build_model(case, time_major=self.time_major), signature=False)
-        itp = runtime.interpreter
-        itp.allocate_tensors()
-        ops = itp._get_ops_details()
-        if case.initial_state is not None:
-            for op, (h0, c0) in zip(ops, case.initial_state):
-                for index, value in zip(STATE_OPERANDS, (h0, c0)):
-                    itp.set_tensor(int(op["inputs"][index]), np.asarray(value, np.float32))
-        x = case.x.transpose(1, 0, 2) if self.time_major else case.x
-        itp.set_tensor(itp.get_input_details()[0]["index"], np.ascontiguousarray(x, np.float32))
-        itp.invoke()
-        y = np.asarray(itp.get_tensor(itp.get_output_details()[0]["index"]), np.float64)
-        finals = [tuple(np.asarray(itp.get_tensor(int(op["inputs"][i])), np.float64) for i in STATE_OPERANDS)
-                  for op in ops]
-        return Output(y.transpose(1, 0, 2) if self.time_major else y, finals, produced=runtime.produced)
+        model = build_model(case, time_major=self.time_major)
+        return _run(model, case, self.time_major, lambda ops: [(op, STATE_OPERANDS) for op in ops])
 
 
 class LiteRTLSTMTimeMajorAdapter(LiteRTLSTMAdapter):
@@ -300,21 +309,8 @@ class LiteRTBidirectionalLSTMAdapter(Adapter):
     time_major = False
 
     def run(self, case: Case) -> Output:
-        runtime = LiteRTModel(build_bidirectional_model(case, time_major=self.time_major), signature=False)
-        itp = runtime.interpreter
-        itp.allocate_tensors()
-        ops = itp._get_ops_details()
+        model = build_bidirectional_model(case, time_major=self.time_major)
         # The state tensors of the direction(s) the case uses, layer by layer (h_n order).
         used = (0, 1) if case.direction == "bidirectional" else ((1,) if case.direction == "reverse" else (0,))
-        slots = [(op, BI_STATE_OPERANDS[d]) for op in ops for d in used]
-        if case.initial_state is not None:
-            for (op, indices), state in zip(slots, case.initial_state):
-                for index, value in zip(indices, state):
-                    itp.set_tensor(int(op["inputs"][index]), np.asarray(value, np.float32))
-        x = case.x.transpose(1, 0, 2) if self.time_major else case.x
-        itp.set_tensor(itp.get_input_details()[0]["index"], np.ascontiguousarray(x, np.float32))
-        itp.invoke()
-        y = np.asarray(itp.get_tensor(itp.get_output_details()[0]["index"]), np.float64)
-        finals = [tuple(np.asarray(itp.get_tensor(int(op["inputs"][i])), np.float64) for i in indices)
-                  for op, indices in slots]
-        return Output(y.transpose(1, 0, 2) if self.time_major else y, finals, produced=runtime.produced)
+        return _run(model, case, self.time_major,
+                    lambda ops: [(op, BI_STATE_OPERANDS[d]) for op in ops for d in used])
