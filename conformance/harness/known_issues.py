@@ -386,6 +386,17 @@ _OPENVINO_ONNX_SIX_ACTIVATIONS = (
 )
 
 
+def _combined(backend: str, prop: str, versions: str, *parts: tuple[str, Callable, str]) -> KnownIssue:
+    """One narrow entry for documented issues that meet in one property: ``parts`` are (reason, when,
+    when_text) of each; an example is covered when any of them holds."""
+    reasons, whens, texts = zip(*parts)
+    return KnownIssue(
+        backend, prop, versions,
+        ("documented issues meet here: " if len(parts) > 1 else "") + "; ".join(reasons),
+        when=whens[0] if len(whens) == 1 else (lambda case: any(w(case) for w in whens)),
+        when_text=", or ".join(texts))
+
+
 def _peepholes(case) -> bool:
     return case.spec.use_peepholes
 
@@ -401,12 +412,11 @@ KNOWN_ISSUES += [
                _OPENVINO_ONNX_SIX_ACTIVATIONS),
     KnownIssue("openvino-onnx", "activation_clip", "openvino 2026.4.1 (CPU plugin)", _OPENVINO_ONNX_CLIP,
                when=_clip_reaches_h, when_text="cases in which the cell state entering h exceeds the clip"),
-    KnownIssue("openvino-onnx", "option_combinations", "openvino 2026.4.1 (CPU plugin)",
-               "documented issues meet here: " + _OPENVINO_ONNX_PEEPHOLES + "; " + _OPENVINO_ONNX_INPUT_FORGET
-               + "; " + _OPENVINO_ONNX_CLIP + "; and " + _OPENVINO_SEQUENCE_LENGTHS,
-               when=lambda case: _peepholes(case) or _input_forget(case) or _clip_reaches_h(case) or _padded(case),
-               when_text="cases with peepholes, with input_forget, in which the cell state entering h exceeds the "
-                         "clip, or with a sequence shorter than the padded length"),
+    _combined("openvino-onnx", "option_combinations", "openvino 2026.4.1 (CPU plugin)",
+              (_OPENVINO_ONNX_PEEPHOLES, _peepholes, "cases with peepholes"),
+              (_OPENVINO_ONNX_INPUT_FORGET, _input_forget, "cases with input_forget"),
+              (_OPENVINO_ONNX_CLIP, _clip_reaches_h, "cases in which the cell state entering h exceeds the clip"),
+              (_OPENVINO_SEQUENCE_LENGTHS, _padded, "cases with a sequence shorter than the padded length")),
 ]
 KNOWN_ISSUES += [
     KnownIssue(backend, "*", "openvino 2026.4.1 (CPU plugin)", _OPENVINO_SEQUENCE_LENGTHS, when=_padded,
@@ -537,24 +547,19 @@ def _onnx2tf_activations_differ(case) -> bool:
     return variant != spec and _reference_differs(case, case.replace(spec=variant))
 
 
-_ONNX2TF_WHEN = {
-    "lengths": (_padded, "cases with a sequence shorter than the padded length"),
-    "clip": (_clip_reaches_h, "cases in which the cell state entering h exceeds the clip"),
-    "peepholes": (_peepholes, "cases with peepholes"),
-    "activations": (_onnx2tf_activations_differ, "cases whose activation parameters differ from onnx2tf's constants"),
+#: The onnx2tf issues by name: (reason, when, when_text).
+_ONNX2TF = {
+    "lengths": (_ONNX2TF_LENGTHS, _padded, "cases with a sequence shorter than the padded length"),
+    "clip": (_ONNX2TF_CLIP, _clip_reaches_h, "cases in which the cell state entering h exceeds the clip"),
+    "peepholes": (_ONNX2TF_PEEPHOLES, _peepholes, "cases with peepholes"),
+    "activations": (_ONNX2TF_ACTIVATIONS, _onnx2tf_activations_differ,
+                    "cases whose activation parameters differ from onnx2tf's constants"),
 }
-_ONNX2TF_REASONS = {"lengths": _ONNX2TF_LENGTHS, "clip": _ONNX2TF_CLIP, "peepholes": _ONNX2TF_PEEPHOLES,
-                    "activations": _ONNX2TF_ACTIVATIONS}
 
 
 def _onnx2tf_issue(prop: str, *which: str) -> KnownIssue:
-    """The onnx2tf entry of ``prop`` for the documented issues ``which`` (one predicate each)."""
-    whens = [_ONNX2TF_WHEN[w][0] for w in which]
-    return KnownIssue(
-        "onnx2tf", prop, _ONNX2TF_VERSIONS,
-        ("documented issues meet here: " if len(which) > 1 else "") + "; ".join(_ONNX2TF_REASONS[w] for w in which),
-        when=whens[0] if len(whens) == 1 else (lambda case: any(w(case) for w in whens)),
-        when_text=", or ".join(_ONNX2TF_WHEN[w][1] for w in which))
+    """The onnx2tf entry of ``prop`` for the documented issues ``which`` (names of ``_ONNX2TF``)."""
+    return _combined("onnx2tf", prop, _ONNX2TF_VERSIONS, *(_ONNX2TF[w] for w in which))
 
 
 KNOWN_ISSUES += [
