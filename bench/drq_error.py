@@ -25,7 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adapters.reference_adapter import reference_output  # noqa: E402
 from conformance.harness.known_issues import TFLITE_KERAS_CELL_CLIP  # noqa: E402
 from conformance.harness.strategies import build_case  # noqa: E402
-from conformance.harness.tolerances import TOLERANCES, LOOSENINGS, reduction_factor, reduction_of  # noqa: E402
+from conformance.harness.compare import compare  # noqa: E402
+from conformance.harness.tolerances import (LOOSENINGS, TOLERANCES, pre_activation_scale,  # noqa: E402
+                                            reduction_factor, reduction_of)
 from reference import LSTMSpec  # noqa: E402
 
 #: (label, B, D, H, lengths?) : the fused op (no lengths) and the WHILE loop (lengths, one empty).
@@ -38,26 +40,6 @@ def per_step_tolerance(case):
     factor = next(r.factor for r in LOOSENINGS if r.backend == "*-drq")
     tol = TOLERANCES["float32"].scaled(factor * reduction_factor(reduction_of(case)))
     return tol
-
-
-def scale_of(case) -> float:
-    """rms(x) sqrt(D) max-gate rms(kernel block) + sqrt(P) max-gate rms(recurrent block): the typical
-    size of a pre-activation's sum (the first layer; inputs at the valid steps only)."""
-    p = case.params
-    x = case.x
-    if case.lengths is not None:
-        valid = np.arange(case.steps)[None, :] < np.asarray(case.lengths)[:, None]
-        x = x[valid] if valid.any() else x[:, :0]
-    rms_x = float(np.sqrt(np.mean(np.square(x)))) if x.size else 0.0
-    h = p.hidden_size
-    gate_rms = lambda a: max(float(np.sqrt(np.mean(np.square(a[:, k * h:(k + 1) * h])))) for k in range(4))
-    return rms_x * np.sqrt(p.input_size) * gate_rms(np.asarray(p.kernel)) + np.sqrt(p.output_size) * gate_rms(
-        np.asarray(p.recurrent_kernel))
-
-
-def ratio(actual, expected, tol) -> float:
-    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    return float(np.max(np.abs(actual - expected) / (tol.atol + tol.rtol * np.abs(expected))))
 
 
 def main() -> None:
@@ -90,11 +72,13 @@ def main() -> None:
                     expected = reference_output(clipped)
                     tol = per_step_tolerance(case)
                     (hh, cc), (eh, ec) = out.final[0], expected.final[0]
-                    ratios = (ratio(out.y, expected.y, tol), ratio(hh, eh, tol), ratio(cc, ec, tol))
+                    pairs = (("y", out.y, expected.y), ("h", hh, eh), ("c", cc, ec))
+                    ratios = tuple(compare(k, a, e, tol).ratio for k, a, e in pairs)
                     for k, r in enumerate(ratios):
                         worst[k] = max(worst[k], r)
-                    worst[3] = max(worst[3], scale_of(case))
-                    worst[4] = max(worst[4], max(ratios) / max(1.0, scale_of(case)))
+                    scale = pre_activation_scale(case)
+                    worst[3] = max(worst[3], scale)
+                    worst[4] = max(worst[4], max(ratios) / max(1.0, scale))
                 print(f"{label:18} {regime:12} {t:>4} {worst[0]:6.3f} {worst[1]:6.3f} {worst[2]:6.3f}  "
                       f"{worst[2] / math.sqrt(t):6.3f}  scale {worst[3]:6.2f}  max/scale {worst[4]:6.3f}", flush=True)
 
