@@ -117,9 +117,8 @@ class Onnx2TFAdapter(Adapter):
 
     @staticmethod
     def _source(case: Case):
-        """(ONNX model with a static batch and its shapes inferred, its non-weight feeds, the
-        weights in graph order: each layer's W, R, Wb + Rb (dirs, 4H) and P)."""
-        import onnx
+        """(ONNX model with a static batch, its non-weight feeds, the weights in graph order: each
+        layer's W, R, Wb + Rb (dirs, 4H) and P)."""
         from onnx import numpy_helper
 
         model, feeds = OnnxRuntimeAdapter.exported_model(case)
@@ -135,9 +134,7 @@ class Onnx2TFAdapter(Adapter):
                     half = array.shape[-1] // 2
                     array = array[..., :half] + array[..., half:]
                 weights.append(array)
-        # onnx2tf reads the shapes of intermediate values (its Reshape needs them); an exporter
-        # writes them, and onnxsim infers them when onnx2tf finds it installed.
-        return onnx.shape_inference.infer_shapes(model), feeds, weights
+        return model, feeds, weights
 
     @staticmethod
     def _with_weights(model, weights: list[np.ndarray]):
@@ -166,9 +163,13 @@ class Onnx2TFAdapter(Adapter):
         model's inputs, ``TFLiteConverter.from_concrete_functions``, builtins and select TF ops,
         ``unfold_batchmatmul`` off), without its SavedModel and float16 outputs: a fifth of the
         time, byte-identical (tests/test_onnx2tf_facts.py)."""
+        import onnx
         import tensorflow as tf
         import tf_keras
 
+        # onnx2tf reads the shapes of intermediate values (its Reshape needs them); an exporter
+        # writes them, and onnxsim infers them when onnx2tf finds it installed.
+        model = onnx.shape_inference.infer_shapes(model)
         names = [i.name for i in model.graph.input]
         version = _versions().get("onnx2tf", "?")
         log = io.StringIO()
